@@ -1,0 +1,93 @@
+# backtest-persistence-operator
+
+IMG ?= backtest-persistence-operator:dev
+BIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(BIN)/controller-gen
+HELM := $(BIN)/helm
+KUBECTL := $(BIN)/kubectl
+export KUBEBUILDER_ASSETS := $(BIN)
+export PATH := $(BIN):$(PATH)
+
+# Test flags: GINKGO_FLAGS go to every Ginkgo suite; TEST_P bounds parallel packages on small machines.
+GO_TEST_FLAGS ?= -count=1 -timeout=40m
+TEST_P ?= 1
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: tools ## Generate the CRD and RBAC manifests from the API markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." paths="./internal/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@hack/sync-chart-crds.sh
+
+.PHONY: generate
+generate: tools ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: tools
+tools: ## Build controller-gen, helm and FerretDB, install redis-server (cached in bin/).
+	@hack/tools.sh
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl for the tests (cached in bin/; minutes on a cold cache).
+	@hack/envtest.sh
+
+.PHONY: setup
+setup: tools envtest ## Everything the tests and the local stack need.
+	@hack/client-deps.sh
+
+.PHONY: test
+test: setup ## Run all tests: unit, integration (envtest, FerretDB, redis-server), install paths, client and end-to-end.
+	go test $(GO_TEST_FLAGS) -p $(TEST_P) ./...
+	@hack/client-test.sh
+
+.PHONY: bench
+bench: setup ## Run the benchmarks of the store and the gateway.
+	go test -run '^$$' -bench . -benchmem -count=1 -timeout=30m ./internal/...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager binary.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/manager ./cmd
+
+.PHONY: run
+run: setup build ## Run the operator with a local control plane, FerretDB and redis-server (when no cluster is given).
+	go run ./hack/localstack
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a container engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs (and with them every BacktestPersistence) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator to the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove the operator from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/default

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds or installs the tools the project needs into bin/: controller-gen, helm,
+# FerretDB, and redis-server (from Debian). Idempotent: a tool at its pinned
+# version is not rebuilt.
+#   hack/tools.sh [controller-gen] [helm] [ferretdb] [redis]   (default: all)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.23.0}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+HELM_K8S_VERSION="${HELM_K8S_VERSION:-v1.37.2}"
+FERRETDB_VERSION="${FERRETDB_VERSION:-v1.24.2}"
+
+controller_gen() {
+  if have controller-gen "${CONTROLLER_GEN_VERSION}"; then log "controller-gen ${CONTROLLER_GEN_VERSION}: cached"; return; fi
+  log "controller-gen ${CONTROLLER_GEN_VERSION}: building"
+  GOBIN="${BIN}" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_GEN_VERSION}"
+  mark controller-gen "${CONTROLLER_GEN_VERSION}"
+}
+
+helm_bin() {
+  if have helm "${HELM_VERSION}"; then log "helm ${HELM_VERSION}: cached"; return; fi
+  log "helm ${HELM_VERSION}: building"
+  local k8s_minor
+  k8s_minor="$(echo "${HELM_K8S_VERSION}" | cut -d. -f2)"
+  # Without these ldflags helm reports v3 with no patch level and assumes Kubernetes 1.20.
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  ld+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${k8s_minor}"
+  ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${k8s_minor}"
+  GOBIN="${BIN}" CGO_ENABLED=0 go install -ldflags "${ld}" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+  mark helm "${HELM_VERSION}"
+}
+
+ferretdb() {
+  if have ferretdb "${FERRETDB_VERSION}"; then log "ferretdb ${FERRETDB_VERSION}: cached"; return; fi
+  log "ferretdb ${FERRETDB_VERSION}: downloading module"
+  local src
+  src="$(cd "${CACHE}" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@${FERRETDB_VERSION}" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
+  local dir="${CACHE}/ferretdb-src"
+  rm -rf "${dir}"; cp -r "${src}" "${dir}"; chmod -R u+w "${dir}"
+  # The released module lacks the version file its build reads at start.
+  echo "${FERRETDB_VERSION}" > "${dir}/build/version/version.txt"
+  log "ferretdb ${FERRETDB_VERSION}: building"
+  (cd "${dir}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${BIN}/ferretdb" ./cmd/ferretdb)
+  mark ferretdb "${FERRETDB_VERSION}"
+}
+
+redis() {
+  if command -v redis-server >/dev/null 2>&1; then log "redis-server: $(redis-server --version | awk '{print $3}')"; return; fi
+  log "redis-server: installing from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system service; the project starts its own servers.
+  (systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true)
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(controller-gen helm ferretdb redis)
+for t in "${tools[@]}"; do
+  case "${t}" in
+    controller-gen) with_lock controller-gen controller_gen ;;
+    helm) with_lock helm helm_bin ;;
+    ferretdb) with_lock ferretdb ferretdb ;;
+    redis) with_lock redis redis ;;
+    *) echo "unknown tool: ${t}" >&2; exit 2 ;;
+  esac
+done

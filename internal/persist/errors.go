@@ -1,0 +1,26 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error classes callers branch on with errors.Is.
+var (
+	// ErrInvalid: the request is malformed (unknown kind or op, missing or bad key, bad JSON). Nothing was changed.
+	ErrInvalid = errors.New("invalid request")
+	// ErrTooLarge: a key or payload is over its limit. Nothing was changed.
+	ErrTooLarge = errors.New("too large")
+	// ErrUnavailable: MongoDB (or, where it is needed, Redis) cannot be reached; retryable.
+	ErrUnavailable = errors.New("persistence unavailable")
+)
+
+// invalidf returns an error that wraps ErrInvalid with a message saying what is wrong.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// tooLargef returns an error that wraps ErrTooLarge.
+func tooLargef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrTooLarge, fmt.Sprintf(format, args...))
+}
