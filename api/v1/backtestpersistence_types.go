@@ -1,0 +1,219 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SecretKeySelector names one key of a Secret in the namespace of the BacktestPersistence.
+// Cross-namespace references are deliberately impossible: a tenant can only use its own Secrets.
+type SecretKeySelector struct {
+	// Name of the Secret, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key in the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// TLSSpec configures TLS towards a server beyond what its connection string says.
+// Its presence turns TLS on.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecureSkipVerify) && self.insecureSkipVerify && has(self.caSecretRef))",message="caSecretRef has no effect with insecureSkipVerify"
+type TLSSpec struct {
+	// CASecretRef names a PEM bundle of the certificate authorities to trust
+	// instead of the system roots.
+	// +optional
+	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// ServerName overrides the name the server certificate is checked against.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServerName string `json:"serverName,omitempty"`
+	// InsecureSkipVerify disables certificate verification. For tests only.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// MongoSpec says which MongoDB the tenant uses.
+// +kubebuilder:validation:XValidation:rule="has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)",message="database is immutable"
+type MongoSpec struct {
+	// URISecretRef names the Secret key holding a mongodb:// or mongodb+srv:// connection string.
+	URISecretRef SecretKeySelector `json:"uriSecretRef"`
+	// Database is the database the tenant's collections live in. Default: derived
+	// from the namespace and name of the BacktestPersistence. Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['admin', 'local', 'config'])",message="admin, local and config are reserved databases"
+	Database string `json:"database,omitempty"`
+	// TLS options beyond the connection string.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+}
+
+// RedisSpec says which Redis the tenant uses as its cache.
+// +kubebuilder:validation:XValidation:rule="has(self.keyPrefix) == has(oldSelf.keyPrefix) && (!has(self.keyPrefix) || self.keyPrefix == oldSelf.keyPrefix)",message="keyPrefix is immutable"
+type RedisSpec struct {
+	// URLSecretRef names the Secret key holding a redis:// or rediss:// URL. Sentinel:
+	// add master_name (and more sentinels as addr parameters); cluster: list the other
+	// nodes as addr parameters, or use the redis+cluster:// scheme.
+	URLSecretRef SecretKeySelector `json:"urlSecretRef"`
+	// KeyPrefix starts every Redis key of the tenant; ":" is appended when missing.
+	// Default: derived from the object's UID. Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.:/{}-]+$`
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	// TLS options beyond the URL.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+}
+
+// CacheSpec tunes the Redis cache in front of MongoDB.
+type CacheSpec struct {
+	// Enabled turns the Redis cache on. When off, every read goes to MongoDB.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+	// TTL bounds how long a cached entry lives. Empty: entries live until replaced or evicted.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="ttl must be at least 1s"
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+}
+
+// BacktestPersistenceSpec is the desired state of a tenant's persistence.
+type BacktestPersistenceSpec struct {
+	// Mongo is the source of truth.
+	Mongo MongoSpec `json:"mongo"`
+	// Redis is the cache.
+	Redis RedisSpec `json:"redis"`
+	// Adapters lists the kinds the gateway serves for this tenant. Empty: all 16.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Enum=signal;schedule;strategy;risk;partial;breakeven;candle;storage;notification;log;measure;interval;memory;recent;state;session
+	Adapters []string `json:"adapters,omitempty"`
+	// DeletionPolicy says what happens to the tenant's data when this object is
+	// deleted: Retain keeps it; Delete drops the database and the Redis keys under the prefix.
+	// +optional
+	// +kubebuilder:default=Retain
+	// +kubebuilder:validation:Enum=Retain;Delete
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+	// HealthCheckInterval is how often the connections are probed while healthy
+	// (jittered). Default 30s; at least 1s, at most 1h.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('1s') && duration(self) <= duration('1h'))",message="healthCheckInterval must be between 1s and 1h"
+	HealthCheckInterval metav1.Duration `json:"healthCheckInterval,omitzero"`
+	// Cache tunes the Redis cache.
+	// +optional
+	// +kubebuilder:default={}
+	Cache CacheSpec `json:"cache,omitempty"`
+}
+
+// IndexStatus summarizes the last index migration.
+type IndexStatus struct {
+	// Created counts indexes that were missing and were created.
+	Created int32 `json:"created"`
+	// Replaced counts indexes whose options conflicted (or that had a known older
+	// layout) and were dropped and recreated.
+	Replaced int32 `json:"replaced"`
+	// Unchanged counts indexes that were already as desired.
+	Unchanged int32 `json:"unchanged"`
+	// Failed counts indexes that could not be created or replaced.
+	Failed int32 `json:"failed"`
+	// FailedCollection is the collection of the first failure.
+	// +optional
+	FailedCollection string `json:"failedCollection,omitempty"`
+	// FailedIndex is the index name of the first failure.
+	// +optional
+	FailedIndex string `json:"failedIndex,omitempty"`
+	// Message is the error of the first failure.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// AppliedSecret records the version of a Secret the current status was computed from.
+type AppliedSecret struct {
+	// Name of the Secret.
+	Name string `json:"name"`
+	// ResourceVersion of the Secret when it was read.
+	ResourceVersion string `json:"resourceVersion"`
+}
+
+// BacktestPersistenceStatus is the observed state of a tenant's persistence.
+type BacktestPersistenceStatus struct {
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, MongoReady, RedisReady, IndexesReady, StoreReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+	// Endpoint is where backtest workers reach this tenant's store through the gateway.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// Database is the MongoDB database actually used.
+	// +optional
+	Database string `json:"database,omitempty"`
+	// KeyPrefix is the Redis key prefix actually used.
+	// +optional
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	// MongoVersion is the version the MongoDB server reports.
+	// +optional
+	MongoVersion string `json:"mongoVersion,omitempty"`
+	// RedisVersion is the version the Redis server reports.
+	// +optional
+	RedisVersion string `json:"redisVersion,omitempty"`
+	// Indexes summarizes the last index migration.
+	// +optional
+	Indexes *IndexStatus `json:"indexes,omitempty"`
+	// AppliedSecrets are the Secrets (and their versions) the status was computed from.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	AppliedSecrets []AppliedSecret `json:"appliedSecrets,omitempty"`
+}
+
+// BacktestPersistence gives one tenant a MongoDB database and a Redis key space
+// that the gateway serves to backtest-kit workers.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=btp,categories=backtestkit
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Mongo",type=string,JSONPath=`.status.conditions[?(@.type=="MongoReady")].status`
+// +kubebuilder:printcolumn:name="Redis",type=string,JSONPath=`.status.conditions[?(@.type=="RedisReady")].status`
+// +kubebuilder:printcolumn:name="Indexes",type=string,JSONPath=`.status.conditions[?(@.type=="IndexesReady")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Database",type=string,priority=1,JSONPath=`.status.database`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BacktestPersistence struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BacktestPersistenceSpec   `json:"spec,omitempty"`
+	Status BacktestPersistenceStatus `json:"status,omitempty"`
+}
+
+// BacktestPersistenceList is a list of BacktestPersistence.
+//
+// +kubebuilder:object:root=true
+type BacktestPersistenceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BacktestPersistence `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BacktestPersistence{}, &BacktestPersistenceList{})
+}

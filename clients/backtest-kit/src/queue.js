@@ -1,0 +1,89 @@
+/**
+ * KeyedQueue serializes the writes of one key inside the process, so a write
+ * (and any retry of it) completes before the next write of the same key starts:
+ * last-issued write wins, as with the file adapters. Writes that queue up behind
+ * a running one are merged into one request when the kind allows it (whole-list
+ * writes: union by item id), which keeps bursts of overlapping list writes cheap.
+ */
+export class KeyedQueue {
+  /** @param {{coalescedWrites:number}} stats */
+  constructor(stats) {
+    this.stats = stats;
+    /** @type {Map<string, {active:boolean, items:any[]}>} */
+    this.queues = new Map();
+    /** @type {Set<Promise<void>>} */
+    this.running = new Set();
+  }
+
+  /**
+   * Runs task(value) after every earlier task of the same key.
+   * @template V, R
+   * @param {string} key
+   * @param {V} value
+   * @param {(value: V) => Promise<R>} task
+   * @param {((older: V, newer: V) => V) | null} merge merges into a waiting (not yet started) task
+   * @returns {Promise<R>}
+   */
+  submit(key, value, task, merge = null) {
+    let q = this.queues.get(key);
+    if (!q) {
+      q = { active: false, items: [] };
+      this.queues.set(key, q);
+    }
+    const tail = q.items[q.items.length - 1];
+    if (merge && tail && tail.merge === merge) {
+      tail.value = merge(tail.value, value);
+      this.stats.coalescedWrites++;
+      return tail.promise;
+    }
+    const item = { value, task, merge };
+    item.promise = new Promise((resolve, reject) => {
+      item.resolve = resolve;
+      item.reject = reject;
+    });
+    q.items.push(item);
+    if (!q.active) {
+      const d = this.drain(key, q);
+      this.running.add(d);
+      d.then(() => this.running.delete(d));
+    }
+    return item.promise;
+  }
+
+  /** Resolves when no key has queued or running work. */
+  async idle() {
+    while (this.queues.size > 0) {
+      await Promise.allSettled([...this.queues.values()].flatMap((q) => q.items.map((i) => i.promise)).concat([...this.running]));
+    }
+  }
+
+  async drain(key, q) {
+    q.active = true;
+    while (q.items.length > 0) {
+      const item = q.items.shift();
+      try {
+        item.resolve(await item.task(item.value));
+      } catch (err) {
+        item.reject(err);
+      }
+    }
+    q.active = false;
+    this.queues.delete(key);
+  }
+}
+
+/** Merge for upsert-by-id lists: union, the newer item wins. */
+export function mergeNewerWins(older, newer) {
+  const byId = new Map();
+  for (const it of older) byId.set(it?.id, it);
+  for (const it of newer) byId.set(it?.id, it);
+  return [...byId.values()];
+}
+
+/** Merge for insert-only lists: union, the older item wins. */
+export function mergeOlderWins(older, newer) {
+  const byId = new Map();
+  for (const it of older) byId.set(it?.id, it);
+  for (const it of newer) if (!byId.has(it?.id)) byId.set(it?.id, it);
+  return [...byId.values()];
+}

@@ -1,0 +1,77 @@
+// A one-day backtest whose persistence (candle cache, signal history, notifications)
+// goes to a BacktestPersistence through the operator's gateway.
+//
+//   make run                      # in another terminal: the local stack prints the values below
+//   export BACKTEST_PERSISTENCE_URL=http://127.0.0.1:9443
+//   export BACKTEST_PERSISTENCE_NAMESPACE=backtests BACKTEST_PERSISTENCE_NAME=backtests
+//   export BACKTEST_PERSISTENCE_TOKEN=<the printed token>
+//   npm install && npm start
+//
+// The market is synthetic (a seeded random walk), so the example needs no exchange account.
+import {
+  addExchangeSchema, addFrameSchema, addStrategySchema, getCandles, Backtest,
+  listenDoneBacktest, listenSignalBacktestClosed, Storage, StorageBacktest, Notification, NotificationBacktest,
+} from "backtest-kit";
+import { usePersistence } from "@backtest-persistence/backtest-kit";
+
+// 1. Persistence: all 16 adapters go to the gateway (settings from BACKTEST_PERSISTENCE_*).
+const persistence = usePersistence();
+// As backtest-kit's project scaffold does: keep signal history and notifications too.
+StorageBacktest.usePersist();
+NotificationBacktest.usePersist();
+Storage.enable();
+Notification.enable();
+
+// 2. A synthetic exchange: deterministic 1-minute closes (overlapping waves plus noise), aggregated per interval.
+const STEP = { "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60 };
+const noise = (m) => { const x = Math.sin(m * 12.9898) * 43758.5453; return x - Math.floor(x); };
+const close = (m) => 100 * Math.exp(0.03 * Math.sin(m / 97) + 0.012 * Math.sin(m / 13) + 0.004 * noise(m));
+addExchangeSchema({
+  exchangeName: "synthetic",
+  getCandles: async (_symbol, interval, since, limit) => {
+    const step = STEP[interval] ?? 1;
+    const first = Math.ceil(since.getTime() / 60000 / step) * step;
+    return Array.from({ length: limit }, (_, i) => {
+      const m0 = first + i * step;
+      const cs = Array.from({ length: step }, (_, k) => close(m0 + k));
+      const open = close(m0 - 1);
+      return { timestamp: m0 * 60000, open, high: Math.max(open, ...cs), low: Math.min(open, ...cs), close: cs.at(-1), volume: 100 };
+    });
+  },
+  formatPrice: async (_s, p) => p.toFixed(4),
+  formatQuantity: async (_s, q) => q.toFixed(6),
+});
+
+// 3. A strategy: follow the 30-minute momentum, 1% take profit, 0.7% stop loss.
+addStrategySchema({
+  strategyName: "quickstart-momentum",
+  interval: "15m",
+  getSignal: async (symbol, when, currentPrice) => {
+    const candles = await getCandles(symbol, "1m", 30);
+    const mean = candles.reduce((a, c) => a + c.close, 0) / candles.length;
+    if (Math.abs(currentPrice - mean) / mean < 0.001) return null;
+    const dir = currentPrice > mean ? 1 : -1;
+    return {
+      position: dir > 0 ? "long" : "short",
+      priceTakeProfit: currentPrice * (1 + dir * 0.01),
+      priceStopLoss: currentPrice * (1 - dir * 0.007),
+      minuteEstimatedTime: 240,
+    };
+  },
+});
+addFrameSchema({ frameName: "one-day", interval: "1m", startDate: new Date("2025-03-01T00:00:00Z"), endDate: new Date("2025-03-01T23:59:00Z") });
+
+listenSignalBacktestClosed((e) => {
+  console.log(`${e.signal.position.padEnd(5)} ${e.closeReason.padEnd(12)} pnl ${e.pnl.pnlPercentage.toFixed(2)}%`);
+});
+listenDoneBacktest(async () => {
+  await persistence.flush();
+  const s = persistence.stats();
+  console.log(`\npersistence: ${s.calls} calls, ${s.busyMs.toFixed(0)} ms busy; per kind:`);
+  for (const [kind, k] of Object.entries(s.kinds)) console.log(`  ${kind.padEnd(13)} ${String(k.calls).padStart(6)} calls ${k.ms.toFixed(0).padStart(7)} ms`);
+  const rows = await Storage.listSignalBacktest();
+  console.log(`signal history in the store: ${rows.length} rows`);
+  persistence.close();
+  process.exit(0);
+});
+Backtest.background("BTCUSDT", { strategyName: "quickstart-momentum", exchangeName: "synthetic", frameName: "one-day" });

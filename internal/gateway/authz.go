@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	authzclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
+)
+
+// The resource attributes of a data access: tenants grant workers access with
+// ordinary Roles on this subresource of their BacktestPersistence.
+const (
+	DataGroup       = "persistence.backtestkit.dev"
+	DataResource    = "backtestpersistences"
+	DataSubresource = "data"
+	// VerbRead is checked for read, has and list; VerbWrite for write and remove.
+	VerbRead  = "get"
+	VerbWrite = "update"
+)
+
+// Authorizer decides whether an identity may use a verb on a tenant's data.
+type Authorizer interface {
+	// Authorize returns (true, "") when allowed, (false, reason) when denied, or an
+	// error when the decision could not be made.
+	Authorize(ctx context.Context, id *Identity, namespace, name, verb string) (bool, string, error)
+}
+
+// SubjectAccessReviewAuthorizer decides with the SubjectAccessReview API and caches
+// decisions briefly (allowed for TTL, denied for NegativeTTL).
+type SubjectAccessReviewAuthorizer struct {
+	client      authzclient.SubjectAccessReviewInterface
+	ttl         time.Duration
+	negativeTTL time.Duration
+	timeout     time.Duration
+	cache       *decisionCache[accessDecision]
+}
+
+type accessDecision struct {
+	allowed bool
+	reason  string
+}
+
+// SubjectAccessReviewOptions configure a SubjectAccessReviewAuthorizer.
+type SubjectAccessReviewOptions struct {
+	// TTL of allowed decisions (default 10s), NegativeTTL of denied ones (default 2s).
+	TTL, NegativeTTL time.Duration
+	// Timeout of one SubjectAccessReview call (default 5s).
+	Timeout time.Duration
+	// CacheSize bounds the cached decisions (default 4096).
+	CacheSize int
+}
+
+// NewSubjectAccessReviewAuthorizer returns an authorizer backed by the SubjectAccessReview API.
+func NewSubjectAccessReviewAuthorizer(client authzclient.SubjectAccessReviewInterface, o SubjectAccessReviewOptions) *SubjectAccessReviewAuthorizer {
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Second
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	return &SubjectAccessReviewAuthorizer{
+		client: client, ttl: o.TTL, negativeTTL: o.NegativeTTL, timeout: o.Timeout,
+		cache: newDecisionCache[accessDecision](o.CacheSize),
+	}
+}
+
+// Authorize implements Authorizer.
+func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id *Identity, namespace, name, verb string) (bool, string, error) {
+	key := verb + "\x02" + namespace + "\x02" + name + "\x02" + id.cacheKey()
+	d, err := a.cache.get(key, func() (accessDecision, time.Duration, error) {
+		return a.review(ctx, id, namespace, name, verb)
+	})
+	if err != nil {
+		return false, "", err
+	}
+	return d.allowed, d.reason, nil
+}
+
+func (a *SubjectAccessReviewAuthorizer) review(ctx context.Context, id *Identity, namespace, name, verb string) (accessDecision, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	defer cancel()
+	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+		User: id.User, UID: id.UID, Groups: id.Groups,
+		ResourceAttributes: &authzv1.ResourceAttributes{
+			Namespace: namespace, Name: name, Verb: verb,
+			Group: DataGroup, Resource: DataResource, Subresource: DataSubresource,
+		},
+	}}
+	if len(id.Extra) > 0 {
+		sar.Spec.Extra = make(map[string]authzv1.ExtraValue, len(id.Extra))
+		for k, v := range id.Extra {
+			sar.Spec.Extra[k] = v
+		}
+	}
+	res, err := a.client.Create(ctx, sar, metav1.CreateOptions{})
+	if err != nil {
+		return accessDecision{}, 0, fmt.Errorf("subject access review: %w", err)
+	}
+	if res.Status.Allowed && !res.Status.Denied {
+		return accessDecision{allowed: true}, a.ttl, nil
+	}
+	return accessDecision{reason: res.Status.Reason}, a.negativeTTL, nil
+}
+
+// verbOf is the verb an operation needs.
+func verbOf(op string) string {
+	switch op {
+	case "write", "remove":
+		return VerbWrite
+	default:
+		return VerbRead
+	}
+}

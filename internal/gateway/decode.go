@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/backtestpersistence/operator/internal/persist"
+)
+
+// Limits bound what one HTTP request may carry.
+type Limits struct {
+	// MaxBodyBytes caps the request body; a larger body is rejected with 413 before it is parsed.
+	MaxBodyBytes int64
+	// MaxBatchOps caps the operations of one batch call (413 beyond it).
+	MaxBatchOps int
+}
+
+// DefaultLimits are the limits used when a field of Limits is zero.
+var DefaultLimits = Limits{MaxBodyBytes: 8 << 20, MaxBatchOps: 500}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultLimits.MaxBodyBytes
+	}
+	if l.MaxBatchOps <= 0 {
+		l.MaxBatchOps = DefaultLimits.MaxBatchOps
+	}
+	return l
+}
+
+// batchBody is the JSON body of the batch call.
+type batchBody struct {
+	Ops []json.RawMessage `json:"ops"`
+}
+
+// readBody reads at most limit bytes of r; a longer body is a 413.
+func readBody(r io.Reader, limit int64) ([]byte, error) {
+	buf, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, apiErrorf(CodeInvalidRequest, "read body: %v", err)
+	}
+	if int64(len(buf)) > limit {
+		return nil, apiErrorf(CodeTooLarge, "request body is larger than %d bytes", limit)
+	}
+	return buf, nil
+}
+
+// DecodeOp parses and validates the body of the ops call: one persist.Request.
+// It never returns a request the store would have to reject for its shape
+// (unknown kind or op, missing, unknown or mistyped key fields, a missing or
+// unexpected value); limits on lengths and payloads are the store's.
+func DecodeOp(body []byte) (persist.Request, error) {
+	var req persist.Request
+	if err := strictUnmarshal(body, &req); err != nil {
+		return persist.Request{}, err
+	}
+	if err := validateRequest(&req); err != nil {
+		return persist.Request{}, err
+	}
+	return req, nil
+}
+
+// DecodeBatch parses and validates the body of the batch call. Every operation is
+// validated before any is executed, so one bad operation rejects the whole batch
+// and nothing is written.
+func DecodeBatch(body []byte, maxOps int) ([]persist.Request, error) {
+	var b batchBody
+	if err := strictUnmarshal(body, &b); err != nil {
+		return nil, err
+	}
+	if b.Ops == nil {
+		return nil, apiErrorf(CodeInvalidRequest, `body must be {"ops":[...]}`)
+	}
+	if len(b.Ops) > maxOps {
+		return nil, apiErrorf(CodeTooLarge, "batch has %d operations, at most %d are allowed", len(b.Ops), maxOps)
+	}
+	reqs := make([]persist.Request, len(b.Ops))
+	for i, raw := range b.Ops {
+		req, err := DecodeOp(raw)
+		if err != nil {
+			e := classify(err)
+			return nil, &Error{Code: e.Code, Message: fmt.Sprintf("ops[%d]: %s", i, e.Message)}
+		}
+		reqs[i] = req
+	}
+	return reqs, nil
+}
+
+// strictUnmarshal decodes exactly one JSON object, rejecting unknown fields and trailing data.
+func strictUnmarshal(body []byte, v any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return apiErrorf(CodeInvalidRequest, "body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiErrorf(CodeInvalidRequest, "malformed JSON: %s", jsonErrorMessage(err))
+	}
+	if dec.More() {
+		return apiErrorf(CodeInvalidRequest, "malformed JSON: data after the object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiErrorf(CodeInvalidRequest, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+// jsonErrorMessage shortens decoder errors to what a client needs.
+func jsonErrorMessage(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	return err.Error()
+}
+
+// validateRequest checks a decoded request against the table of kinds.
+func validateRequest(req *persist.Request) error {
+	spec, ok := persist.Lookup(req.Kind)
+	if !ok {
+		return apiErrorf(CodeInvalidRequest, "unknown kind %q", req.Kind)
+	}
+	if !spec.Supports(req.Op) {
+		return apiErrorf(CodeInvalidRequest, "kind %q has no operation %q (it has %v)", req.Kind, req.Op, spec.Ops)
+	}
+	if err := validateKey(spec, req); err != nil {
+		return err
+	}
+	switch {
+	case req.Op == persist.OpWrite && len(req.Value) == 0:
+		return apiErrorf(CodeInvalidRequest, "%s write needs a value", req.Kind)
+	case req.Op != persist.OpWrite && len(req.Value) != 0:
+		return apiErrorf(CodeInvalidRequest, "%s %s takes no value", req.Kind, req.Op)
+	}
+	candleRead := spec.Shape == persist.ShapeCandles && req.Op == persist.OpRead
+	switch {
+	case candleRead && req.Limit <= 0:
+		return apiErrorf(CodeInvalidRequest, "candle read needs a positive limit")
+	case candleRead && req.Since < 0:
+		return apiErrorf(CodeInvalidRequest, "candle read needs a non-negative since")
+	case !candleRead && (req.Limit != 0 || req.Since != 0 || req.Until != 0):
+		return apiErrorf(CodeInvalidRequest, "limit, since and until belong to candle reads only")
+	}
+	return nil
+}
+
+// validateKey checks that the key holds exactly the kind's fields with their JSON types.
+// The item field of keyed kinds (Measure/Interval "key", Memory "memoryId") is part
+// of the key for single-record operations and absent for list; list kinds carry
+// their item ids inside the value.
+func validateKey(spec *persist.KindSpec, req *persist.Request) error {
+	fields := spec.Key
+	wantItem := spec.ItemField != nil && spec.Shape != persist.ShapeList && req.Op != persist.OpList
+	expected := len(fields)
+	if wantItem {
+		expected++
+	}
+	check := func(f persist.KeyField) error {
+		v, present := req.Key[f.Name]
+		if !present {
+			return apiErrorf(CodeInvalidRequest, "key field %q is missing", f.Name)
+		}
+		switch f.Type {
+		case persist.FieldBool:
+			if _, ok := v.(bool); !ok {
+				return apiErrorf(CodeInvalidRequest, "key field %q must be a boolean", f.Name)
+			}
+		default:
+			s, ok := v.(string)
+			if !ok {
+				return apiErrorf(CodeInvalidRequest, "key field %q must be a string", f.Name)
+			}
+			if s == "" && !f.AllowEmpty {
+				return apiErrorf(CodeInvalidRequest, "key field %q must not be empty", f.Name)
+			}
+		}
+		return nil
+	}
+	for _, f := range fields {
+		if err := check(f); err != nil {
+			return err
+		}
+	}
+	if wantItem {
+		if err := check(*spec.ItemField); err != nil {
+			return err
+		}
+	}
+	if len(req.Key) != expected {
+		for name := range req.Key {
+			if !keyFieldKnown(spec, name, wantItem) {
+				return apiErrorf(CodeInvalidRequest, "key field %q is not part of a %s key", name, spec.Kind)
+			}
+		}
+	}
+	return nil
+}
+
+func keyFieldKnown(spec *persist.KindSpec, name string, withItem bool) bool {
+	for _, f := range spec.Key {
+		if f.Name == name {
+			return true
+		}
+	}
+	return withItem && spec.ItemField.Name == name
+}

@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/backtestpersistence/operator/internal/persist"
+)
+
+// Request decoding is fuzzed with the standard Go fuzzer. The suite runs the fuzz
+// bodies over the seed corpus plus a bounded, deterministic mutation loop
+// (TestDecodeFuzzBounded); run the real fuzzer longer with, for example:
+//
+//	go test ./internal/gateway -run '^$' -fuzz '^FuzzDecodeOp$' -fuzztime 5m
+//	go test ./internal/gateway -run '^$' -fuzz '^FuzzDecodeBatch$' -fuzztime 5m
+
+// fuzzSeeds are bodies of every kind and op, plus known-bad shapes.
+func fuzzSeeds() [][]byte {
+	var seeds [][]byte
+	for i := range persist.Kinds {
+		spec := &persist.Kinds[i]
+		for _, op := range spec.Ops {
+			b, _ := json.Marshal(validRequest(spec, op))
+			seeds = append(seeds, b)
+		}
+	}
+	for _, s := range []string{
+		``, `{}`, `null`, `[]`, `{"kind":"signal"}`, `{"kind":"log","op":"write","key":{},"value":[{"id":"a"}]}`,
+		`{"kind":"candle","op":"read","key":{"exchangeName":"e","symbol":"BTC/USDT","interval":"1m"},"limit":5,"since":0,"until":300000}`,
+		`{"kind":"memory","op":"has","key":{"signalId":"s","bucketName":"b","memoryId":"m"}}`,
+		`{"kind":"storage","op":"write","key":{"backtest":false},"value":[{"id":"x","n":1e308}]}`,
+		`{"kind":"state","op":"write","key":{"signalId":"\u0000","bucketName":"$b.c"},"value":null,"when":-1}`,
+		`{"ops":[{"kind":"log","op":"read","key":{}}]}`,
+	} {
+		seeds = append(seeds, []byte(s))
+	}
+	return seeds
+}
+
+// checkDecodeOp is the property of the ops decoder: no panic; an accepted request
+// is valid, and re-encoding it decodes to an equal request (nothing is lost or invented).
+func checkDecodeOp(t *testing.T, body []byte) {
+	req, err := DecodeOp(body)
+	if err != nil {
+		e := classify(err)
+		if e.Code != CodeInvalidRequest && e.Code != CodeTooLarge {
+			t.Fatalf("DecodeOp(%q): unexpected code %s", body, e.Code)
+		}
+		return
+	}
+	spec, ok := persist.Lookup(req.Kind)
+	if !ok || !spec.Supports(req.Op) {
+		t.Fatalf("DecodeOp(%q) accepted kind %q op %q", body, req.Kind, req.Op)
+	}
+	again, err := json.Marshal(req)
+	if err != nil {
+		t.Fatalf("re-encode %+v: %v", req, err)
+	}
+	req2, err := DecodeOp(again)
+	if err != nil {
+		t.Fatalf("re-encoded request rejected: %s: %v", again, err)
+	}
+	a, _ := json.Marshal(req2)
+	if string(a) != string(again) {
+		t.Fatalf("round trip changed the request:\n%s\n%s", again, a)
+	}
+}
+
+// checkDecodeBatch: no panic, and every accepted operation passes DecodeOp alone.
+func checkDecodeBatch(t *testing.T, body []byte) {
+	reqs, err := DecodeBatch(body, 50)
+	if err != nil {
+		return
+	}
+	if len(reqs) > 50 {
+		t.Fatalf("batch of %d accepted over the limit", len(reqs))
+	}
+	for _, r := range reqs {
+		b, _ := json.Marshal(r)
+		if _, err := DecodeOp(b); err != nil {
+			t.Fatalf("batch accepted an op DecodeOp rejects: %s: %v", b, err)
+		}
+	}
+}
+
+func FuzzDecodeOp(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(checkDecodeOp)
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add([]byte(`{"ops":[` + string(s) + `]}`))
+		f.Add(s)
+	}
+	f.Fuzz(checkDecodeBatch)
+}
+
+// TestDecodeFuzzBounded runs the fuzz properties over the seeds and a fixed number
+// of deterministic mutations of them, so every test run exercises the decoder
+// beyond the hand-written table within a bounded time.
+func TestDecodeFuzzBounded(t *testing.T) {
+	seeds := fuzzSeeds()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const rounds = 20000
+	alphabet := []byte(`{}[]":,0123456789.-+eEtrufalsn\ abkindopkeyvalue`)
+	for _, s := range seeds {
+		checkDecodeOp(t, s)
+		checkDecodeBatch(t, s)
+	}
+	for i := 0; i < rounds; i++ {
+		b := append([]byte(nil), seeds[rng.IntN(len(seeds))]...)
+		for m := rng.IntN(4) + 1; m > 0; m-- {
+			switch rng.IntN(4) {
+			case 0: // flip a byte
+				if len(b) > 0 {
+					b[rng.IntN(len(b))] = alphabet[rng.IntN(len(alphabet))]
+				}
+			case 1: // delete a span
+				if len(b) > 1 {
+					at := rng.IntN(len(b) - 1)
+					n := rng.IntN(min(8, len(b)-at)) + 1
+					b = append(b[:at], b[at+n:]...)
+				}
+			case 2: // insert a byte
+				at := rng.IntN(len(b) + 1)
+				b = append(b[:at], append([]byte{alphabet[rng.IntN(len(alphabet))]}, b[at:]...)...)
+			case 3: // splice with another seed
+				o := seeds[rng.IntN(len(seeds))]
+				if len(o) > 0 && len(b) > 0 {
+					at := rng.IntN(len(b))
+					b = append(b[:at:at], o[rng.IntN(len(o)):]...)
+				}
+			}
+		}
+		checkDecodeOp(t, b)
+		checkDecodeBatch(t, b)
+		checkDecodeBatch(t, append(append([]byte(`{"ops":[`), b...), ']', '}'))
+	}
+}

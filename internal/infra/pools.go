@@ -1,0 +1,255 @@
+package infra
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// PoolOptions tune the clients Pools creates. Zero values take the defaults.
+type PoolOptions struct {
+	// MongoMaxPoolSize caps connections per MongoDB client (default 16). FerretDB wedges
+	// when its clients together open more connections than its own backend pool.
+	MongoMaxPoolSize uint64
+	// ConnectTimeout bounds connecting and selecting a server (default 5s).
+	ConnectTimeout time.Duration
+	// RedisPoolSize caps connections per Redis node (default 16).
+	RedisPoolSize int
+	// RedisTimeout bounds Redis dials, reads and writes (default 3s).
+	RedisTimeout time.Duration
+	// CloseTimeout bounds closing a client when its last user releases it (default 5s).
+	CloseTimeout time.Duration
+	// Log receives close errors; connection errors are the caller's to report.
+	Log logr.Logger
+}
+
+func (o *PoolOptions) defaults() {
+	if o.MongoMaxPoolSize == 0 {
+		o.MongoMaxPoolSize = 16
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.RedisPoolSize == 0 {
+		o.RedisPoolSize = 16
+	}
+	if o.RedisTimeout == 0 {
+		o.RedisTimeout = 3 * time.Second
+	}
+	if o.CloseTimeout == 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+}
+
+// ClientOption adjusts one client request.
+type ClientOption func(*clientSettings)
+
+type clientSettings struct {
+	tls *TLSMaterial
+}
+
+// WithTLS applies TLS material from the spec (nil: the connection string decides).
+func WithTLS(m *TLSMaterial) ClientOption { return func(s *clientSettings) { s.tls = m } }
+
+// Pools shares MongoDB and Redis clients among all users of the same endpoint and
+// credentials (tenants, the reconciler and the gateway). A client is created on first
+// use, counted per user, and closed when its last user releases it. Safe for concurrent use.
+type Pools struct {
+	opts PoolOptions
+
+	mu      sync.Mutex
+	clients map[string]*pooledClient
+}
+
+type pooledClient struct {
+	refs  int
+	mongo *mongo.Client
+	redis redis.UniversalClient
+}
+
+// NewPools returns empty pools.
+func NewPools(opts PoolOptions) *Pools {
+	opts.defaults()
+	return &Pools{opts: opts, clients: map[string]*pooledClient{}}
+}
+
+// Mongo returns the shared client for uri and a release function the caller must call
+// exactly once when done (later calls are no-ops). The client connects lazily: a
+// server that is down is reported by the first operation, not here. Errors here are
+// an *InvalidURIError or an unreachable SRV name.
+func (p *Pools) Mongo(ctx context.Context, uri string, opts ...ClientOption) (*mongo.Client, func(), error) {
+	s := settings(opts)
+	key := poolKey("mongo", uri, s)
+	if pc, release := p.acquire(key); pc != nil {
+		return pc.mongo, release, nil
+	}
+	base := options.Client().
+		SetMaxPoolSize(p.opts.MongoMaxPoolSize).
+		SetConnectTimeout(p.opts.ConnectTimeout).
+		SetServerSelectionTimeout(p.opts.ConnectTimeout).
+		SetAppName("backtest-persistence")
+	co, err := mongoClientOptions(uri, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.tls != nil {
+		cfg, err := s.tls.Config()
+		if err != nil {
+			return nil, nil, err
+		}
+		co.SetTLSConfig(cfg)
+	}
+	c, err := mongo.Connect(co)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create mongo client: %w", err)
+	}
+	pc, release := p.insert(key, &pooledClient{mongo: c})
+	if pc.mongo != c { // another caller won the race; ours was never used
+		p.close(&pooledClient{mongo: c})
+	}
+	return pc.mongo, release, nil
+}
+
+// Redis returns the shared client for url and a release function, as Mongo does.
+// Errors are *InvalidURIError.
+func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (redis.UniversalClient, func(), error) {
+	s := settings(opts)
+	key := poolKey("redis", url, s)
+	if pc, release := p.acquire(key); pc != nil {
+		return pc.redis, release, nil
+	}
+	uo, err := ParseRedisURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.tls != nil {
+		cfg, err := s.tls.Config()
+		if err != nil {
+			return nil, nil, err
+		}
+		if uo.TLSConfig != nil && cfg.ServerName == "" {
+			cfg.ServerName = uo.TLSConfig.ServerName
+		}
+		uo.TLSConfig = cfg
+	}
+	if uo.PoolSize == 0 {
+		uo.PoolSize = p.opts.RedisPoolSize
+	}
+	for _, d := range []*time.Duration{&uo.DialTimeout, &uo.ReadTimeout, &uo.WriteTimeout} {
+		if *d == 0 {
+			*d = p.opts.RedisTimeout
+		}
+	}
+	if uo.MaxRetries == 0 {
+		uo.MaxRetries = 1
+	}
+	if uo.DialerRetries == 0 {
+		// A refused dial is reported at once; the next health check or request dials again.
+		uo.DialerRetries = 1
+	}
+	c := redis.NewUniversalClient(uo)
+	pc, release := p.insert(key, &pooledClient{redis: c})
+	if pc.redis != c {
+		p.close(&pooledClient{redis: c})
+	}
+	return pc.redis, release, nil
+}
+
+// Len is the number of open clients (for tests and metrics).
+func (p *Pools) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
+}
+
+// Close closes every client regardless of users; for process shutdown.
+func (p *Pools) Close() {
+	p.mu.Lock()
+	all := p.clients
+	p.clients = map[string]*pooledClient{}
+	p.mu.Unlock()
+	for _, pc := range all {
+		p.close(pc)
+	}
+}
+
+func (p *Pools) acquire(key string) (*pooledClient, func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc, ok := p.clients[key]
+	if !ok {
+		return nil, nil
+	}
+	pc.refs++
+	return pc, p.releaser(key, pc)
+}
+
+// insert adds pc unless a client for key appeared meanwhile, and takes a reference
+// on whichever client is stored.
+func (p *Pools) insert(key string, pc *pooledClient) (*pooledClient, func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if existing, ok := p.clients[key]; ok {
+		pc = existing
+	} else {
+		p.clients[key] = pc
+	}
+	pc.refs++
+	return pc, p.releaser(key, pc)
+}
+
+func (p *Pools) releaser(key string, pc *pooledClient) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			pc.refs--
+			last := pc.refs == 0 && p.clients[key] == pc
+			if last {
+				delete(p.clients, key)
+			}
+			p.mu.Unlock()
+			if last {
+				p.close(pc)
+			}
+		})
+	}
+}
+
+func (p *Pools) close(pc *pooledClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.CloseTimeout)
+	defer cancel()
+	if pc.mongo != nil {
+		if err := pc.mongo.Disconnect(ctx); err != nil {
+			p.opts.Log.V(1).Info("closing mongo client", "error", err.Error())
+		}
+	}
+	if pc.redis != nil {
+		if err := pc.redis.Close(); err != nil {
+			p.opts.Log.V(1).Info("closing redis client", "error", err.Error())
+		}
+	}
+}
+
+func settings(opts []ClientOption) clientSettings {
+	var s clientSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+// poolKey hashes the connection string (credentials included, so clients with
+// different credentials are never shared) without keeping it in memory as a map key.
+func poolKey(kind, uri string, s clientSettings) string {
+	h := sha256.Sum256([]byte(kind + "\x00" + uri + "\x00" + s.tls.fingerprint()))
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,148 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/backtestpersistence/operator/internal/testenv"
+)
+
+// TestPoolsShareAndClose: users of one endpoint share a client; distinct credentials
+// get distinct clients; the last release closes the client.
+func TestPoolsShareAndClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	r, err := testenv.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	p := NewPools(PoolOptions{})
+	a, relA, err := p.Redis(ctx, r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, relB, err := p.Redis(ctx, r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || p.Len() != 1 {
+		t.Fatalf("same URL: distinct clients or %d pooled", p.Len())
+	}
+	u, _ := url.Parse(r.URL())
+	u.User = url.UserPassword("", "other")
+	c, relC, err := p.Redis(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == a || p.Len() != 2 {
+		t.Fatalf("other credentials shared a client (%d pooled)", p.Len())
+	}
+	relC()
+	relA()
+	relA() // a second call of the same release is a no-op
+	if p.Len() != 1 {
+		t.Fatalf("after releasing one of two users: %d pooled, want 1", p.Len())
+	}
+	if _, err := ProbeRedis(ctx, b); err != nil {
+		t.Fatalf("client closed while still used: %v", err)
+	}
+	relB()
+	if p.Len() != 0 {
+		t.Fatalf("after the last release: %d pooled", p.Len())
+	}
+	if err := b.Ping(ctx).Err(); err == nil {
+		t.Fatal("client still open after its last release")
+	}
+}
+
+// TestProbeClassification: real servers give the reasons the conditions report.
+func TestProbeClassification(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server and FerretDB")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := NewPools(PoolOptions{ConnectTimeout: 2 * time.Second, RedisTimeout: 2 * time.Second})
+	defer p.Close()
+
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := fmt.Sprintf("127.0.0.1:%d", port)
+
+	rc, rel, err := p.Redis(ctx, "redis://"+closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ProbeRedis(ctx, rc)
+	rel()
+	if Classify(err) != ClassUnreachable {
+		t.Fatalf("redis on a closed port: %v classified %v", err, Classify(err))
+	}
+
+	mc, rel, err := p.Mongo(ctx, "mongodb://"+closed+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ProbeMongo(ctx, mc)
+	rel()
+	if Classify(err) != ClassUnreachable {
+		t.Fatalf("mongo on a closed port: %v classified %v", err, Classify(err))
+	}
+
+	if testing.Short() {
+		return
+	}
+	r, err := testenv.StartRedisWith(testenv.RedisOptions{Password: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.External() {
+		rc, rel, err = p.Redis(ctx, "redis://:wrong@"+r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ProbeRedis(ctx, rc)
+		rel()
+		if Classify(err) != ClassAuthFailed {
+			t.Fatalf("redis wrong password: %v classified %v", err, Classify(err))
+		}
+	}
+
+	m, err := testenv.StartMongo(testenv.MongoOptions{Username: "u", Password: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.External() {
+		t.Skip("MONGODB_URI names an external server: wrong-password case not checked")
+	}
+	mc, rel, err = p.Mongo(ctx, m.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := ProbeMongo(ctx, mc)
+	rel()
+	if err != nil || version == "" {
+		t.Fatalf("right password: version %q, %v", version, err)
+	}
+	mc, rel, err = p.Mongo(ctx, "mongodb://u:wrong@"+m.Addr()+"/?authSource=admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ProbeMongo(ctx, mc)
+	rel()
+	if Classify(err) != ClassAuthFailed {
+		t.Fatalf("mongo wrong password: %v classified %v", err, Classify(err))
+	}
+}

@@ -1,0 +1,185 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/backtestpersistence/operator/internal/testenv"
+)
+
+// eventually polls cond until it holds or the deadline passes (a wait, not a timing assertion).
+func eventually(t *testing.T, what string, deadline time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("%s: still not true after %v", what, deadline)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func ownRedis(t *testing.T) *testenv.Redis {
+	t.Helper()
+	servers(t)
+	r, err := testenv.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if r.External() {
+		t.Skip("REDIS_URL names an external Redis: this test must kill and restart it")
+	}
+	return r
+}
+
+func stateValue(n int) string {
+	return string(mustJSON(map[string]any{"id": "x", "data": n, "when": 1}))
+}
+
+// Redis killed: reads and writes keep working on MongoDB. Restarted empty: the cache
+// comes back into use and serves the latest values.
+func TestRedisKilledAndRestarted(t *testing.T) {
+	r := ownRedis(t)
+	f := newFixture(t, storeConfig{cache: true, redis: r, mutate: func(o *Options) { o.HealthInterval = 100 * time.Millisecond }})
+	key := keyOf("signalId", "fault", "bucketName", "redis")
+	read := Request{Kind: KindState, Op: OpRead, Key: key}
+	write := func(n int) {
+		f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(n))})
+	}
+	write(1)
+	assertJSON(t, "cached", f.do(read).Value, stateValue(1))
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertJSON(t, "read with Redis down", f.do(read).Value, stateValue(1))
+	write(2) // the documented policy: a write succeeds on MongoDB alone
+	assertJSON(t, "read of a write made while Redis was down", f.do(read).Value, stateValue(2))
+	if f.store.CacheHealth().InUse {
+		t.Fatal("cache still in use with Redis down")
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cache back in use", 10*time.Second, func() bool { return f.store.CacheHealth().InUse })
+	assertJSON(t, "read after restart", f.do(read).Value, stateValue(2))
+	c := f.counted(func() { assertJSON(t, "cached read after restart", f.do(read).Value, stateValue(2)) })
+	if c.Mongo != 0 {
+		t.Fatalf("read after restart not served by the cache (%d MongoDB commands)", c.Mongo)
+	}
+	write(3)
+	if err := f.rclient.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	assertJSON(t, "read after flush", f.do(read).Value, stateValue(3))
+	assertJSON(t, "read after flush, refilled", f.do(read).Value, stateValue(3))
+}
+
+// Redis restarts with an old snapshot (or a lagging replica takes over): the new run
+// id invalidates every entry, so the old value is not served.
+func TestRedisRestoredFromOldSnapshot(t *testing.T) {
+	r := ownRedis(t)
+	// The periodic check is slowed down so that the test decides when it runs.
+	f := newFixture(t, storeConfig{cache: true, redis: r, mutate: func(o *Options) { o.HealthInterval = time.Hour }})
+	key := keyOf("signalId", "fault", "bucketName", "snapshot")
+	read := Request{Kind: KindState, Op: OpRead, Key: key}
+	f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(1))})
+	ctx := t.Context()
+	epochKey, valKey := f.store.keys.epoch(), f.store.keys.record(KindState, []any{"fault", "snapshot"})
+	oldEpoch, err := f.rclient.Dump(ctx, epochKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldVal, err := f.rclient.Dump(ctx, valKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))})
+	assertJSON(t, "before restart", f.do(read).Value, stateValue(2))
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	admin := r.Client()
+	defer admin.Close()
+	if err := admin.RestoreReplace(ctx, epochKey, 0, oldEpoch).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.RestoreReplace(ctx, valKey, 0, oldVal).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Until the run id is checked the old snapshot is indistinguishable from live data
+	// (the window HealthInterval bounds): the test proves it can see a stale read.
+	assertJSON(t, "stale read before the check", f.do(read).Value, stateValue(1))
+	f.store.cache.checkRunID(ctx)
+	eventually(t, "the store notices the new Redis run", 10*time.Second, func() bool {
+		res, err := f.store.Do(ctx, read)
+		return err == nil && jsonEqual(res.Value, []byte(stateValue(2))) && f.store.CacheHealth().InUse
+	})
+	for i := 0; i < 3; i++ {
+		assertJSON(t, "read after the restore", f.do(read).Value, stateValue(2))
+	}
+}
+
+// FerretDB stopped: operations fail with ErrUnavailable within the timeout.
+// Restarted: the same store recovers. A store opened while it was down initializes later.
+func TestMongoStoppedAndRestarted(t *testing.T) {
+	servers(t)
+	m, err := testenv.StartMongo(testenv.MongoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if m.External() {
+		t.Skip("MONGODB_URI names an external server: this test must stop and restart it")
+	}
+	const timeout = time.Second
+	f := newFixture(t, storeConfig{cache: false, mongoURI: m.URI(), mutate: func(o *Options) { o.OpTimeout = timeout }})
+	key := keyOf("signalId", "fault", "bucketName", "mongo")
+	f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(1))})
+
+	late, err := Open(Options{Database: f.db, OpTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []Request{
+		{Kind: KindState, Op: OpRead, Key: key},
+		{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))},
+		{Kind: KindStorage, Op: OpRead, Key: keyOf("backtest", true)},
+	} {
+		start := time.Now()
+		_, err := f.store.Do(context.Background(), req)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("%s %s with FerretDB down: %v, want ErrUnavailable", req.Kind, req.Op, err)
+		}
+		if d := time.Since(start); d > 5*timeout {
+			t.Fatalf("%s %s took %v with a %v timeout", req.Kind, req.Op, d, timeout)
+		}
+	}
+	if err := late.Init(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("init with FerretDB down: %v", err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the same store recovers", 30*time.Second, func() bool {
+		_, err := f.store.Do(context.Background(), Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(3))})
+		return err == nil
+	})
+	assertJSON(t, "read after recovery", f.do(Request{Kind: KindState, Op: OpRead, Key: key}).Value, stateValue(3))
+	eventually(t, "a store whose init failed initializes later", 30*time.Second, func() bool {
+		return late.Init(context.Background()) == nil
+	})
+	res, err := late.Do(context.Background(), Request{Kind: KindState, Op: OpRead, Key: key})
+	if err != nil || !jsonEqual(res.Value, []byte(stateValue(3))) {
+		t.Fatalf("late store read: %s, %v", res.Value, err)
+	}
+}

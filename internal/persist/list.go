@@ -1,0 +1,283 @@
+package persist
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// List kinds (Storage, Notification, Log) take the whole array on every write and
+// keep one document per item, keyed by the item's "id". backtest-kit resends up to
+// 500 items of which nearly all are unchanged, so each document carries a content
+// hash of the item's JSON: a write first fetches the stored hashes of the sent ids
+// (one find) and then writes only new or changed items, in unordered bulk calls of
+// at most bulkChunk operations. Log is insert-only: existing ids are never rewritten.
+// Items are never deleted. Reads return every item (no cap), in insertion order.
+
+// bulkChunk bounds one bulk upsert call: FerretDB deadlocks on ~100 matching operations.
+const bulkChunk = 50
+
+// insertChunk bounds one insertMany call (inserts do not suffer the upsert deadlock).
+const insertChunk = 500
+
+// listItem is one element of a list write.
+type listItem struct {
+	id   string
+	raw  json.RawMessage
+	hash string
+}
+
+// parseListItems checks a list value: an array of objects, each with a string "id".
+// A repeated id keeps its last occurrence, as sequential writes of the items would.
+func (s *Store) parseListItems(value []byte) ([]listItem, error) {
+	if value[0] != '[' {
+		return nil, invalidf("value must be a JSON array of objects with an \"id\"")
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(value, &raws); err != nil {
+		return nil, invalidf("value is not valid JSON: %v", err)
+	}
+	items := make([]listItem, 0, len(raws))
+	pos := make(map[string]int, len(raws))
+	for i, raw := range raws {
+		if len(raw) == 0 || raw[0] != '{' {
+			return nil, invalidf("item %d must be a JSON object", i)
+		}
+		var head struct {
+			ID any `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return nil, invalidf("item %d: %v", i, err)
+		}
+		id, ok := head.ID.(string)
+		if !ok {
+			return nil, invalidf("item %d needs a string \"id\"", i)
+		}
+		if err := s.checkKeyString("id", id, false); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(raw)
+		it := listItem{id: id, raw: raw, hash: hex.EncodeToString(sum[:16])}
+		if j, dup := pos[id]; dup {
+			items[j] = it
+			continue
+		}
+		pos[id] = len(items)
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// writeList stores the new and changed items of a list write.
+func (s *Store) writeList(ctx context.Context, c *call) error {
+	if len(c.items) == 0 {
+		return nil
+	}
+	release, err := s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+s.keys.record(c.spec.Kind, c.parts))
+	if err != nil {
+		return err
+	}
+	defer release()
+	skip, done := true, func() {}
+	if s.cache != nil {
+		skip, done = s.cache.beginWrite()
+	}
+	defer func() { done() }()
+	useCache := !skip && s.cache.usable()
+	ids := make([]string, len(c.items))
+	for i, it := range c.items {
+		ids[i] = it.id
+	}
+	hkey, epoch := "", ""
+	var stored map[string]string
+	known := false
+	if useCache {
+		hkey = s.keys.listHashes(c.spec.Kind, c.parts)
+		var err error
+		stored, epoch, known, err = s.cache.listHashes(ctx, hkey, ids)
+		if err != nil {
+			s.cache.markSuspect(err)
+			useCache = false
+		}
+	}
+	if !known {
+		if stored, err = s.storedHashes(ctx, c, ids); err != nil {
+			return err
+		}
+	}
+	var todo []listItem
+	for _, it := range c.items {
+		h, ok := stored[it.id]
+		if !ok || (!c.spec.InsertOnly && h != it.hash) {
+			todo = append(todo, it)
+		}
+	}
+	if err := s.writeListItems(ctx, c, todo); err != nil {
+		return err
+	}
+	done()
+	done = func() {}
+	if !useCache || epoch == "" || (known && len(todo) == 0) {
+		return nil
+	}
+	// Record what is stored now: the new hashes of written items, and for insert-only
+	// kinds the stored hashes of the items that were already there.
+	now := make(map[string]string, len(c.items))
+	for _, it := range c.items {
+		if h, ok := stored[it.id]; ok && c.spec.InsertOnly {
+			now[it.id] = h
+		} else {
+			now[it.id] = it.hash
+		}
+	}
+	if !known {
+		for id, h := range stored {
+			now[id] = h
+		}
+	}
+	if err := s.cache.storeListHashes(ctx, hkey, epoch, !known, now); err != nil {
+		s.cache.markSuspect(err)
+	}
+	return nil
+}
+
+// storedHashes asks MongoDB for the content hashes of the given ids.
+func (s *Store) storedHashes(ctx context.Context, c *call, ids []string) (map[string]string, error) {
+	idField := c.spec.ItemField.Doc
+	in := make(bson.A, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	filter := append(append(bson.D{}, c.filter...), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: in}}})
+	docs, err := s.findAll(ctx, c, filter, bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]string, len(docs))
+	for _, d := range docs {
+		id, _ := d.Lookup(idField).StringValueOK()
+		h, _ := d.Lookup(fieldHash).StringValueOK()
+		stored[id] = h
+	}
+	return stored, nil
+}
+
+// writeListItems writes the new and changed items: unordered insertMany for
+// insert-only kinds, unordered bulk upserts otherwise.
+func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) error {
+	idField := c.spec.ItemField.Doc
+	if len(todo) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	coll := s.opts.Database.Collection(c.spec.Collection)
+	if c.spec.InsertOnly {
+		docs := make([]any, 0, len(todo))
+		for _, it := range todo {
+			p, err := encodePayload(it.raw)
+			if err != nil {
+				return err
+			}
+			d := append(append(bson.D{}, c.filter...),
+				bson.E{Key: idField, Value: it.id},
+				bson.E{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
+				bson.E{Key: fieldHash, Value: it.hash},
+				bson.E{Key: fieldVersion, Value: int64(1)},
+				bson.E{Key: fieldCreateDate, Value: now}, bson.E{Key: fieldUpdateDate, Value: now})
+			if p.Encoding == encodingEscaped {
+				d = append(d, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
+			}
+			docs = append(docs, d)
+		}
+		return s.insertIgnoringDuplicates(ctx, c, coll, docs)
+	}
+	models := make([]mongo.WriteModel, 0, len(todo))
+	for _, it := range todo {
+		p, err := encodePayload(it.raw)
+		if err != nil {
+			return err
+		}
+		set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
+			{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
+		update := bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fieldCreateDate, Value: now}}},
+			{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}}}
+		if p.Encoding == encodingEscaped {
+			set = append(set, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
+		} else {
+			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}})
+		}
+		update = append(update, bson.E{Key: "$set", Value: set})
+		f := append(append(bson.D{}, c.filter...), bson.E{Key: idField, Value: it.id})
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(update).SetUpsert(true))
+	}
+	for start := 0; start < len(models); start += bulkChunk {
+		chunk := models[start:min(start+bulkChunk, len(models))]
+		err := retryUpsert(ctx, &s.upsertRetries, func() error {
+			_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			return err
+		})
+		if err != nil {
+			return wrapMongo(c, "bulk upsert", err)
+		}
+	}
+	return nil
+}
+
+// insertIgnoringDuplicates inserts docs with unordered insertMany calls; a
+// duplicate-key error means "already stored" (insert-only kinds) and is not an error.
+func (s *Store) insertIgnoringDuplicates(ctx context.Context, c *call, coll *mongo.Collection, docs []any) error {
+	for start := 0; start < len(docs); start += insertChunk {
+		chunk := docs[start:min(start+insertChunk, len(docs))]
+		_, err := coll.InsertMany(ctx, chunk, options.InsertMany().SetOrdered(false))
+		if err != nil && !onlyDuplicates(err) {
+			return wrapMongo(c, "insert", err)
+		}
+	}
+	return nil
+}
+
+// onlyDuplicates reports whether every write error of a bulk insert is a duplicate key.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 {
+			return false
+		}
+	}
+	return true
+}
+
+// readList returns every item of a list context, in insertion order.
+func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
+	proj := bson.D{{Key: "_id", Value: 0}, {Key: c.spec.PayloadField, Value: 1}, {Key: fieldEncoding, Value: 1}}
+	docs, err := s.findAll(ctx, c, c.filter, proj, bson.D{{Key: "_id", Value: 1}})
+	if err != nil {
+		return Result{}, err
+	}
+	buf := make([]byte, 0, len(docs)*256+2)
+	buf = append(buf, '[')
+	n := 0
+	for _, d := range docs {
+		v, err := d.LookupErr(c.spec.PayloadField)
+		if err != nil {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = appendJSON(buf, v, docInt(d, fieldEncoding) == encodingEscaped)
+	}
+	buf = append(buf, ']')
+	return Result{Value: buf}, nil
+}

@@ -1,0 +1,108 @@
+package persist
+
+import (
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// Redis key layout of a tenant (P = Options.KeyPrefix, T = a hash tag derived from P):
+//
+//	P{T}:e                               the cache epoch (see cache.go)
+//	P{T}:r:<kind>:<part>:<part>...       one record (value, version, epoch)
+//	P{T}:h:<kind>:<part>...              content hashes of a list's items (Redis hash)
+//	P{T}:c:<exchange>:<symbol>:<interval>:<since>:<limit>   one complete candle window
+//
+// Parts are escaped ("%" → "%25", ":" → "%3A"), so a part never contains the
+// separator and distinct keys never share a Redis key. Booleans are "1"/"0"; each
+// kind has a fixed number of parts of fixed types, so parts never shift. The hash
+// tag puts all of a tenant's keys in one cluster slot, which lets a read fetch the
+// epoch and the value with one MGET on Redis Cluster too.
+
+// redisKeys builds the Redis keys of one tenant.
+type redisKeys struct {
+	base string // P{T}:
+}
+
+func newRedisKeys(prefix string) redisKeys {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(prefix))
+	return redisKeys{base: prefix + "{" + strconv.FormatUint(uint64(h.Sum32()), 36) + "}:"}
+}
+
+func (k redisKeys) epoch() string { return k.base + "e" }
+
+// record is the key of one record, from its key values in KindSpec.Key order (+ item).
+func (k redisKeys) record(kind Kind, parts []any) string {
+	var b strings.Builder
+	b.Grow(len(k.base) + 32)
+	b.WriteString(k.base)
+	b.WriteString("r:")
+	b.WriteString(string(kind))
+	for _, p := range parts {
+		b.WriteByte(':')
+		writeKeyPart(&b, p)
+	}
+	return b.String()
+}
+
+// listHashes is the key of the content hashes of a list context (a Redis hash: item id → hash).
+func (k redisKeys) listHashes(kind Kind, parts []any) string {
+	var b strings.Builder
+	b.WriteString(k.base)
+	b.WriteString("h:")
+	b.WriteString(string(kind))
+	for _, p := range parts {
+		b.WriteByte(':')
+		writeKeyPart(&b, p)
+	}
+	return b.String()
+}
+
+// candleWindow is the key of one complete candle window.
+func (k redisKeys) candleWindow(parts []any, since, limit int64) string {
+	var b strings.Builder
+	b.WriteString(k.base)
+	b.WriteString("c")
+	for _, p := range parts {
+		b.WriteByte(':')
+		writeKeyPart(&b, p)
+	}
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatInt(since, 10))
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatInt(limit, 10))
+	return b.String()
+}
+
+func writeKeyPart(b *strings.Builder, p any) {
+	switch v := p.(type) {
+	case bool:
+		if v {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	case string:
+		b.WriteString(escapeKeyPart(v))
+	}
+}
+
+// escapeKeyPart escapes one key part so that it never contains ':'.
+func escapeKeyPart(s string) string {
+	if strings.IndexByte(s, ':') < 0 && strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			b.WriteString("%25")
+		case ':':
+			b.WriteString("%3A")
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,119 @@
+package persist
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Round trips per operation (R2), counted by the command monitor and the Redis hook.
+func TestRoundTrips(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true, mutate: func(o *Options) {
+		o.Now = func() time.Time { return time.UnixMilli(candleBase + 2000*60_000) }
+	}})
+	key := keyOf("symbol", "BTCUSDT", "strategyName", "s1", "exchangeName", "binance")
+	write := Request{Kind: KindSignal, Op: OpWrite, Key: key, Value: json.RawMessage(fxSignal)}
+	read := Request{Kind: KindSignal, Op: OpRead, Key: key}
+	f.do(write) // warm: collection, script
+
+	t.Run("single write = 1 MongoDB + 1 Redis", func(t *testing.T) {
+		c := f.counted(func() { f.do(write) })
+		if c.Mongo != 1 || c.Redis != 1 {
+			t.Fatalf("write cost %d MongoDB (%v) + %d Redis, want 1 + 1", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+	})
+	t.Run("cached read = 1 Redis + 0 MongoDB", func(t *testing.T) {
+		f.do(read)
+		c := f.counted(func() { assertJSON(t, "read", f.do(read).Value, fxSignal) })
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("cached read cost %d MongoDB + %d Redis, want 0 + 1", c.Mongo, c.Redis)
+		}
+	})
+	t.Run("uncached read = 1 MongoDB", func(t *testing.T) {
+		if err := f.rclient.Del(t.Context(), f.store.keys.record(KindSignal, []any{"BTCUSDT", "s1", "binance"})).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c := f.counted(func() { assertJSON(t, "read", f.do(read).Value, fxSignal) })
+		if c.Mongo != 1 || c.Redis != 2 {
+			t.Fatalf("uncached read cost %d MongoDB + %d Redis, want 1 + 2 (lookup, fill)", c.Mongo, c.Redis)
+		}
+	})
+	t.Run("absent read is cached too", func(t *testing.T) {
+		absent := Request{Kind: KindSignal, Op: OpRead, Key: keyOf("symbol", "NONE", "strategyName", "s1", "exchangeName", "binance")}
+		f.do(absent)
+		c := f.counted(func() { assertJSON(t, "absent", f.do(absent).Value, "null") })
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("absent cached read cost %d MongoDB + %d Redis", c.Mongo, c.Redis)
+		}
+	})
+	t.Run("candle window of 1000 = 1 MongoDB on a miss, 1 Redis on a hit", func(t *testing.T) {
+		ck := keyOf("exchangeName", "binance", "symbol", "BTCUSDT", "interval", "1m")
+		var cs []map[string]any
+		for i := int64(0); i < 1000; i++ {
+			cs = append(cs, candles(candleBase + i*60_000)[0])
+		}
+		w := f.counted(func() { f.do(Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(cs)}) })
+		if w.Mongo > 2 || w.Redis != 0 {
+			t.Fatalf("write of 1000 candles cost %d MongoDB + %d Redis", w.Mongo, w.Redis)
+		}
+		win := Request{Kind: KindCandle, Op: OpRead, Key: ck, Since: candleBase, Limit: 1000}
+		c := f.counted(func() { assertJSON(t, "window", f.do(win).Value, string(mustJSON(cs))) })
+		if c.Mongo != 1 {
+			t.Fatalf("window miss cost %d MongoDB (%v), want 1", c.Mongo, c.MongoByCmd)
+		}
+		c = f.counted(func() { assertJSON(t, "window", f.do(win).Value, string(mustJSON(cs))) })
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("window hit cost %d MongoDB + %d Redis", c.Mongo, c.Redis)
+		}
+	})
+	t.Run("list write of 500 unchanged items = 0 MongoDB writes", func(t *testing.T) {
+		var rows []any
+		for i := int64(0); i < 500; i++ {
+			rows = append(rows, fxStorageRow(fmt.Sprintf("sig-%03d", i), i, "opened"))
+		}
+		lk := keyOf("backtest", true)
+		first := f.counted(func() { f.do(Request{Kind: KindStorage, Op: OpWrite, Key: lk, Value: mustJSON(rows)}) })
+		if first.MongoWrite != 10 {
+			t.Fatalf("first write of 500 rows cost %d MongoDB writes, want 10 bulk calls of 50", first.MongoWrite)
+		}
+		c := f.counted(func() { f.do(Request{Kind: KindStorage, Op: OpWrite, Key: lk, Value: mustJSON(rows)}) })
+		if c.MongoWrite != 0 || c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("unchanged write cost %d MongoDB commands (%v) and %d Redis, want 0 and 1", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+		rows[7] = fxStorageRow("sig-007", 10_000, "closed")
+		c = f.counted(func() { f.do(Request{Kind: KindStorage, Op: OpWrite, Key: lk, Value: mustJSON(rows)}) })
+		if c.MongoWrite != 1 || c.Mongo != 1 || c.Redis != 2 {
+			t.Fatalf("one changed row cost %d MongoDB commands (%v) and %d Redis, want 1 bulk write and 2 Redis", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+		got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: lk}).Value)
+		if len(got) != 500 || got["sig-007"]["status"] != "closed" {
+			t.Fatalf("list after change: %d rows, sig-007 %v", len(got), got["sig-007"])
+		}
+	})
+	t.Run("list write without the cache = 1 MongoDB find, 0 writes when unchanged", func(t *testing.T) {
+		g := newFixture(t, storeConfig{cache: false}).with(t)
+		var rows []any
+		for i := int64(0); i < 100; i++ {
+			rows = append(rows, fxNotification(fmt.Sprintf("n-%03d", i), i%7 == 0))
+		}
+		lk := keyOf("backtest", false)
+		g.do(Request{Kind: KindNotification, Op: OpWrite, Key: lk, Value: mustJSON(rows)})
+		c := g.counted(func() { g.do(Request{Kind: KindNotification, Op: OpWrite, Key: lk, Value: mustJSON(rows)}) })
+		if c.MongoWrite != 0 || c.Mongo != 1 {
+			t.Fatalf("unchanged write without cache cost %d MongoDB commands (%v), want 1 find", c.Mongo, c.MongoByCmd)
+		}
+	})
+	t.Run("log of 1000 existing lines = 0 MongoDB writes", func(t *testing.T) {
+		var lines []any
+		for i := int64(0); i < 1000; i++ {
+			lines = append(lines, fxLogEntry(fmt.Sprintf("l%04d", i), i))
+		}
+		f.do(Request{Kind: KindLog, Op: OpWrite, Value: mustJSON(lines)})
+		lines = append(lines[1:], fxLogEntry("l-new", 5000))
+		c := f.counted(func() { f.do(Request{Kind: KindLog, Op: OpWrite, Value: mustJSON(lines)}) })
+		if c.MongoWrite != 1 {
+			t.Fatalf("log write with one new line cost %d MongoDB writes, want 1", c.MongoWrite)
+		}
+	})
+}

@@ -1,0 +1,240 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Store is one tenant's adapter store: the 16 kinds on MongoDB with Redis as a
+// coherent cache. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	served map[Kind]bool
+	keys   redisKeys
+	cache  *cache // nil when the cache is off
+	locks  keyLocks
+
+	// noFAMProjection is set once the server refused a projection on findAndModify.
+	noFAMProjection atomic.Bool
+	// upsertRetries counts duplicate-key races retried (observable in tests).
+	upsertRetries atomic.Int64
+
+	initMu   sync.Mutex
+	initDone bool
+	initCall *initCall
+	closed   bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	// afterLoad, when set (tests only), runs between a read's MongoDB load and its cache fill.
+	afterLoad func(key string)
+}
+
+type initCall struct {
+	done chan struct{}
+	err  error
+}
+
+// Open returns a Store for the options. It does no I/O; Init (or the first
+// operation) connects.
+func Open(opts Options) (*Store, error) {
+	if opts.Database == nil {
+		return nil, fmt.Errorf("%w: persist.Open: Options.Database is required", ErrInvalid)
+	}
+	opts = opts.withDefaults()
+	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
+		locks: newKeyLocks(), stop: make(chan struct{})}
+	if opts.Kinds == nil {
+		for _, k := range Kinds {
+			s.served[k.Kind] = true
+		}
+	} else {
+		for _, k := range opts.Kinds {
+			if _, ok := Lookup(k); !ok {
+				return nil, invalidf("persist.Open: unknown kind %q", k)
+			}
+			s.served[k] = true
+		}
+	}
+	if opts.Redis != nil {
+		s.cache = newCache(opts.Redis, s.keys, opts)
+	}
+	return s, nil
+}
+
+// Init connects the store: it checks MongoDB, creates missing indexes and prepares
+// the cache. Concurrent callers share one attempt; a failed attempt is not
+// remembered, so the next call tries again. Redis being down does not fail Init.
+func (s *Store) Init(ctx context.Context) error {
+	s.initMu.Lock()
+	if s.initDone {
+		s.initMu.Unlock()
+		return nil
+	}
+	if s.closed {
+		s.initMu.Unlock()
+		return fmt.Errorf("%w: store is closed", ErrUnavailable)
+	}
+	if c := s.initCall; c != nil {
+		s.initMu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for store init: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	c := &initCall{done: make(chan struct{})}
+	s.initCall = c
+	s.initMu.Unlock()
+
+	err := s.initOnce(ctx)
+
+	s.initMu.Lock()
+	s.initCall = nil
+	if err == nil && !s.closed {
+		s.initDone = true
+		if s.cache != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.cache.loop(s.stop)
+			}()
+		}
+	}
+	c.err = err
+	close(c.done)
+	s.initMu.Unlock()
+	return err
+}
+
+func (s *Store) initOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	if err := s.opts.Database.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		if isUnavailable(err) {
+			return fmt.Errorf("%w: store init: ping MongoDB: %v", ErrUnavailable, err)
+		}
+		return fmt.Errorf("store init: ping MongoDB: %w", err)
+	}
+	if !s.opts.SkipIndexes {
+		if err := s.ensureIndexes(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cache != nil {
+		s.cache.start(ctx)
+	}
+	return nil
+}
+
+// Close stops the store's background work. It does not close the shared clients.
+func (s *Store) Close() {
+	s.initMu.Lock()
+	if s.closed {
+		s.initMu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.stop)
+	s.initMu.Unlock()
+	s.wg.Wait()
+}
+
+// CacheHealth reports the state of the cache.
+func (s *Store) CacheHealth() CacheHealth {
+	if s.cache == nil {
+		return CacheHealth{}
+	}
+	return s.cache.health()
+}
+
+// Do runs one request. Bad input returns an error wrapping ErrInvalid or ErrTooLarge
+// and changes nothing; ErrUnavailable means a server could not be reached (retryable).
+func (s *Store) Do(ctx context.Context, req Request) (Result, error) {
+	start := time.Now()
+	res, hit, err := s.do(ctx, &req)
+	if s.opts.Observer != nil {
+		s.opts.Observer.Observe(req.Kind, req.Op, time.Since(start), err, hit)
+	}
+	return res, err
+}
+
+// Batch runs requests in order and returns one result and one error per request.
+// Requests are independent: one failing does not stop the others.
+func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
+	results := make([]Result, len(reqs))
+	errs := make([]error, len(reqs))
+	for i := range reqs {
+		results[i], errs[i] = s.Do(ctx, reqs[i])
+	}
+	return results, errs
+}
+
+func (s *Store) do(ctx context.Context, req *Request) (Result, bool, error) {
+	c, err := s.validate(req)
+	if err != nil {
+		return Result{}, false, err
+	}
+	if err := s.Init(ctx); err != nil {
+		return Result{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
+	res, hit, err := s.dispatch(ctx, c)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %s %s: %v", ErrUnavailable, c.spec.Kind, c.req.Op, err)
+	}
+	return res, hit, err
+}
+
+func (s *Store) dispatch(ctx context.Context, c *call) (Result, bool, error) {
+	switch c.spec.Shape {
+	case ShapeCandles:
+		if c.req.Op == OpRead {
+			return s.readCandles(ctx, c)
+		}
+		return Result{}, false, s.writeCandles(ctx, c)
+	case ShapeList:
+		if c.req.Op == OpRead {
+			res, err := s.readList(ctx, c)
+			return res, false, err
+		}
+		return Result{}, false, s.writeList(ctx, c)
+	default:
+		switch c.req.Op {
+		case OpRead, OpHas:
+			return s.readRecord(ctx, c)
+		case OpWrite:
+			return Result{}, false, s.writeRecord(ctx, c)
+		case OpRemove:
+			return Result{}, false, s.removeRecord(ctx, c)
+		case OpList:
+			res, err := s.listRecords(ctx, c)
+			return res, false, err
+		}
+	}
+	return Result{}, false, invalidf("kind %q has no operation %q", c.spec.Kind, c.req.Op)
+}
+
+func (s *Store) collection(c *call) string { return c.spec.Collection }
+
+// InvalidateCache rotates the tenant's cache epoch, so no entry cached before the call
+// is served again. Call it after changing the database behind the store's back
+// (restoring a backup, dropping data). A no-op when the cache is off.
+func (s *Store) InvalidateCache(ctx context.Context) error {
+	if s.cache == nil {
+		return nil
+	}
+	if err := s.cache.rotate(ctx); err != nil {
+		s.cache.markSuspect(err)
+		return fmt.Errorf("%w: invalidate cache: %v", ErrUnavailable, err)
+	}
+	return nil
+}

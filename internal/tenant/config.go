@@ -1,0 +1,102 @@
+package tenant
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/backtestpersistence/operator/api/v1"
+	"github.com/backtestpersistence/operator/internal/infra"
+	"github.com/backtestpersistence/operator/internal/persist"
+)
+
+// Config is everything a tenant's store is opened with. Two equal configs (same
+// Fingerprint) share one open store; any change reopens it.
+type Config struct {
+	MongoURI  string
+	MongoTLS  *infra.TLSMaterial
+	Database  string
+	RedisURL  string // empty when the cache is disabled
+	RedisTLS  *infra.TLSMaterial
+	KeyPrefix string
+	CacheTTL  time.Duration // 0: the store's default
+	Kinds     []persist.Kind
+}
+
+// Fingerprint identifies the config without keeping credentials readable.
+func (c Config) Fingerprint() string {
+	h := sha256.New()
+	for _, s := range []string{c.MongoURI, c.Database, c.RedisURL, c.KeyPrefix, c.CacheTTL.String()} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, m := range []*infra.TLSMaterial{c.MongoTLS, c.RedisTLS} {
+		if m == nil {
+			h.Write([]byte{2})
+			continue
+		}
+		h.Write(m.CAPEM)
+		h.Write([]byte{0})
+		h.Write([]byte(m.ServerName))
+		if m.InsecureSkipVerify {
+			h.Write([]byte{1})
+		}
+	}
+	for _, k := range c.Kinds {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// configFor builds the store config of a tenant from its object and resolved Secrets.
+func configFor(obj *v1.BacktestPersistence, ep infra.Endpoints) Config {
+	c := Config{
+		MongoURI:  ep.MongoURI,
+		MongoTLS:  ep.MongoTLS,
+		Database:  infra.DatabaseName(obj),
+		KeyPrefix: infra.KeyPrefix(obj),
+	}
+	if obj.Spec.Cache.Enabled == nil || *obj.Spec.Cache.Enabled {
+		c.RedisURL = ep.RedisURL
+		c.RedisTLS = ep.RedisTLS
+		if obj.Spec.Cache.TTL != nil {
+			c.CacheTTL = obj.Spec.Cache.TTL.Duration
+		}
+	}
+	for _, a := range obj.Spec.Adapters {
+		c.Kinds = append(c.Kinds, persist.Kind(a))
+	}
+	return c
+}
+
+// gateConditions are the infrastructure conditions that must be True before a tenant
+// is served. RedisReady is deliberately absent: Redis is a cache, and the store serves
+// reads from MongoDB while it is down.
+var gateConditions = []string{v1.ConditionMongoReady, v1.ConditionIndexesReady}
+
+// checkServable says why a tenant must not be served, or nil when it may be.
+func checkServable(obj *v1.BacktestPersistence) *UnavailableError {
+	if !obj.DeletionTimestamp.IsZero() {
+		return &UnavailableError{Reason: "Deleting", Message: "the BacktestPersistence is being deleted"}
+	}
+	for _, t := range gateConditions {
+		c := meta.FindStatusCondition(obj.Status.Conditions, t)
+		switch {
+		case c == nil:
+			return &UnavailableError{Reason: "WaitingFor" + t, Message: fmt.Sprintf("condition %s has not been reported yet", t)}
+		case c.Status != metav1.ConditionTrue:
+			msg := c.Message
+			if msg == "" {
+				msg = c.Reason
+			}
+			return &UnavailableError{Reason: strings.TrimSuffix(t, "Ready") + "NotReady", Message: fmt.Sprintf("%s is %s: %s", t, c.Status, msg)}
+		}
+	}
+	return nil
+}
