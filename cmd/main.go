@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/backtestpersistence/operator/api/v1"
@@ -31,20 +32,20 @@ type managerOptions struct {
 	leaderElect                        bool
 	leaderElectionID, leaderElectionNS string
 	watchNamespaces                    string
-	endpointBaseURL                    string
+	metricsSecure                      bool
 	probeTimeout                       time.Duration
 	mongoMaxPoolSize                   uint64
 }
 
 func bindManagerFlags(fs *flag.FlagSet) *managerOptions {
 	o := &managerOptions{}
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (\"0\" disables it).")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (\"0\" disables it).")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, to callers whose token may get /metrics (TokenReview and SubjectAccessReview); false serves plain HTTP.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader reconciles (the gateway serves on every replica).")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "backtest-persistence-operator.persistence.backtestkit.dev", "Name of the leader election Lease.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch (default: all).")
-	fs.StringVar(&o.endpointBaseURL, "endpoint-base-url", "", "Base URL of the gateway, reported in status.endpoint of each BacktestPersistence.")
 	fs.DurationVar(&o.probeTimeout, "probe-timeout", controllers.DefaultProbeTimeout, "Timeout of each MongoDB or Redis probe.")
 	fs.Uint64Var(&o.mongoMaxPoolSize, "mongo-max-pool-size", 16, "Connections per MongoDB endpoint (keep below half the server's pool on FerretDB).")
 	return o
@@ -85,6 +86,16 @@ func watchedNamespaces(flagValue string) map[string]cache.Config {
 	return out
 }
 
+// metricsOptions serves metrics as kubebuilder scaffolds it: HTTPS with a self-signed
+// certificate and authentication and authorization of each scrape, unless turned off.
+func metricsOptions(o *managerOptions) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
+	if o.metricsSecure {
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return opts
+}
+
 func run(ctx context.Context, o *managerOptions, gwOpts *gatewayOptions) error {
 	log := ctrl.Log.WithName("setup")
 	cfg, err := ctrl.GetConfig()
@@ -93,7 +104,7 @@ func run(ctx context.Context, o *managerOptions, gwOpts *gatewayOptions) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        newScheme(),
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
@@ -110,10 +121,9 @@ func run(ctx context.Context, o *managerOptions, gwOpts *gatewayOptions) error {
 	defer pools.Close()
 
 	r := &controllers.BacktestPersistenceReconciler{
-		Client:          mgr.GetClient(),
-		Pools:           pools,
-		ProbeTimeout:    o.probeTimeout,
-		EndpointBaseURL: strings.TrimRight(o.endpointBaseURL, "/"),
+		Client:       mgr.GetClient(),
+		Pools:        pools,
+		ProbeTimeout: o.probeTimeout,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)

@@ -36,6 +36,8 @@ const (
 	DefaultProbeTimeout        = 5 * time.Second
 	// migrationTimeout bounds one index migration of all collections.
 	migrationTimeout = 5 * time.Minute
+	// staleRequeue is how soon an object whose status patch conflicted is reconciled again.
+	staleRequeue = 100 * time.Millisecond
 	// cleanupTimeout bounds dropping a tenant's data on deletion.
 	cleanupTimeout = 2 * time.Minute
 )
@@ -53,8 +55,6 @@ type BacktestPersistenceReconciler struct {
 	Pools *infra.Pools
 	// ProbeTimeout bounds each server probe (default 5s).
 	ProbeTimeout time.Duration
-	// EndpointBaseURL prefixes status.endpoint (the gateway's URL); empty gives the path only.
-	EndpointBaseURL string
 
 	tenants *tenantClients
 }
@@ -73,8 +73,8 @@ type reconcileState struct {
 	endpoints infra.Endpoints
 	// secretsChanged: the Secrets' versions differ from the last applied ones.
 	secretsChanged bool
-	mongo     *mongo.Client // set when MongoDB answered
-	redis     redis.UniversalClient
+	mongo          *mongo.Client // set when MongoDB answered
+	redis          redis.UniversalClient
 }
 
 // step is one ordered part of a reconcile. It sets its conditions; a returned error
@@ -95,7 +95,7 @@ func (r *BacktestPersistenceReconciler) Reconcile(ctx context.Context, req ctrl.
 		return r.reconcileDelete(ctx, obj)
 	}
 	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
-		patch := client.MergeFrom(obj.DeepCopy())
+		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		controllerutil.AddFinalizer(obj, v1.Finalizer)
 		if err := r.Patch(ctx, obj, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
@@ -105,7 +105,12 @@ func (r *BacktestPersistenceReconciler) Reconcile(ctx context.Context, req ctrl.
 	before := obj.DeepCopy()
 	defer func() {
 		r.summarize(obj)
-		if err := r.patchStatus(ctx, before, obj); err != nil {
+		switch err := r.patchStatus(ctx, before, obj); {
+		case errors.Is(err, errStaleObject):
+			// Normal under concurrent writers: reconcile again from the latest version.
+			ctrl.LoggerFrom(ctx).V(1).Info("status patch conflicted; reconciling again")
+			result, retErr = ctrl.Result{RequeueAfter: staleRequeue}, nil
+		case err != nil:
 			retErr = errors.Join(retErr, err)
 		}
 	}()
@@ -222,11 +227,11 @@ func (r *BacktestPersistenceReconciler) reconcileStore(_ context.Context, _ *v1.
 }
 
 // summarize fills the status fields derived from the spec and computes Ready.
+// status.endpoint belongs to the gateway (it knows its advertised URL), like StoreReady.
 func (r *BacktestPersistenceReconciler) summarize(obj *v1.BacktestPersistence) {
 	obj.Status.ObservedGeneration = obj.Generation
 	obj.Status.Database = infra.DatabaseName(obj)
 	obj.Status.KeyPrefix = infra.KeyPrefix(obj)
-	obj.Status.Endpoint = fmt.Sprintf("%s/v1/namespaces/%s/persistences/%s", r.EndpointBaseURL, obj.Namespace, obj.Name)
 	setReadyCondition(obj)
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -70,6 +71,8 @@ var _ = Describe("BacktestPersistence under server failures", Ordered, func() {
 		Expect(condition(ctx, Default, key, v1.ConditionRedisReady).Status).To(Equal(metav1.ConditionTrue))
 
 		Expect(mongoSrv.Start()).To(Succeed())
+		// The suite's own client drops its connections from before the restart on first use.
+		Eventually(func() error { return mongoClient.Ping(ctx, nil) }).WithTimeout(eventuallyTimeout).Should(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(condition(ctx, g, key, v1.ConditionMongoReady).Status).To(Equal(metav1.ConditionTrue))
 		}).WithTimeout(failureWait).WithPolling(pollInterval).Should(Succeed())
@@ -202,7 +205,9 @@ var _ = Describe("BacktestPersistence Secrets and indexes", func() {
 		bad := []func(*v1.BacktestPersistence){
 			func(o *v1.BacktestPersistence) { o.Spec.Mongo.Database = "admin" },
 			func(o *v1.BacktestPersistence) { o.Spec.Mongo.Database = "has.dot" },
-			func(o *v1.BacktestPersistence) { o.Spec.HealthCheckInterval = metav1.Duration{Duration: 100 * time.Millisecond} },
+			func(o *v1.BacktestPersistence) {
+				o.Spec.HealthCheckInterval = metav1.Duration{Duration: 100 * time.Millisecond}
+			},
 			func(o *v1.BacktestPersistence) { o.Spec.Adapters = []string{"signal", "nosuchkind"} },
 			func(o *v1.BacktestPersistence) { o.Spec.DeletionPolicy = "Orphan" },
 			func(o *v1.BacktestPersistence) { o.Spec.Redis.KeyPrefix = "a*b" },
@@ -252,8 +257,11 @@ var _ = Describe("BacktestPersistence deletion", func() {
 		// Data of both tenants, plus a key that shares the deleted tenant's prefix text
 		// without its separator.
 		for _, t := range []*v1.BacktestPersistence{del, keep} {
-			_, err := mongoClient.Database(t.Status.Database).Collection("signal-items").InsertOne(ctx, bson.D{{Key: "symbol", Value: "BTC"}})
-			Expect(err).NotTo(HaveOccurred())
+			// Eventually: the suite's own client may hold connections from before a FerretDB restart.
+			Eventually(func() error {
+				_, err := mongoClient.Database(t.Status.Database).Collection("signal-items").InsertOne(ctx, bson.D{{Key: "symbol", Value: "BTC"}})
+				return err
+			}).WithTimeout(eventuallyTimeout).Should(Succeed())
 			for i := 0; i < 1200; i++ { // more than one SCAN batch
 				Expect(redisClient.Set(ctx, t.Status.KeyPrefix+"k"+itoa(i), "v", 0).Err()).To(Succeed())
 			}
@@ -280,5 +288,54 @@ var _ = Describe("BacktestPersistence deletion", func() {
 		Expect(n).To(BeEquivalentTo(1))
 		Expect(redisClient.Keys(ctx, keep.Status.KeyPrefix+"*").Val()).To(HaveLen(1200))
 		redisClient.Del(ctx, redisClient.Keys(ctx, keep.Status.KeyPrefix+"*").Val()...)
+	})
+
+	It("blocks a Delete while MongoDB cannot be reached, and lets go once the policy becomes Retain", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		port, err := testenv.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		createSecret(ctx, ns, "mongo", "uri", "mongodb://127.0.0.1:"+itoa(port)+"/")
+		createSecret(ctx, ns, "redis", "url", redisSrv.URL())
+		obj := newBTP(ns, "stuck")
+		obj.Spec.DeletionPolicy = v1.DeletionPolicyDelete
+		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+		key := client.ObjectKeyFromObject(obj)
+		expectCondition(ctx, key, v1.ConditionMongoReady, metav1.ConditionFalse, v1.ReasonUnreachable)
+
+		Expect(k8sClient.Delete(ctx, obj)).To(Succeed())
+		Eventually(func(g Gomega) {
+			var events eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+			g.Expect(events.Items).To(ContainElement(HaveField("Reason", "DeleteFailed")))
+		}).WithTimeout(eventuallyTimeout).Should(Succeed())
+		Expect(k8sClient.Get(ctx, key, obj)).To(Succeed(), "the object went away although its data could not be deleted")
+
+		Eventually(func() error {
+			cur := &v1.BacktestPersistence{}
+			if err := k8sClient.Get(ctx, key, cur); err != nil {
+				return err
+			}
+			cur.Spec.DeletionPolicy = v1.DeletionPolicyRetain
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(eventuallyTimeout).Should(Succeed())
+		deleteAndWait(ctx, obj)
+	})
+
+	It("shares one client per endpoint among tenants and closes it when the last tenant goes", func() {
+		ctx := context.Background()
+		// Earlier specs' objects are gone, so no tenant holds a client.
+		Eventually(func() int { return suitePools.Len() }).WithTimeout(eventuallyTimeout).Should(BeZero())
+		ns := newNamespace(ctx)
+		a := tenant(ctx, ns, "share-a", nil)
+		b := newBTP(ns, "share-b")
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		expectAllReady(ctx, client.ObjectKeyFromObject(a))
+		expectAllReady(ctx, client.ObjectKeyFromObject(b))
+		Expect(suitePools.Len()).To(Equal(2), "one MongoDB and one Redis client for both tenants")
+		deleteAndWait(ctx, a)
+		Expect(suitePools.Len()).To(Equal(2), "a client was closed while a tenant still uses it")
+		deleteAndWait(ctx, b)
+		Eventually(func() int { return suitePools.Len() }).WithTimeout(eventuallyTimeout).Should(BeZero())
 	})
 })

@@ -164,27 +164,6 @@ func TestSetReadyCondition(t *testing.T) {
 	}
 }
 
-func TestMergeOwnStatusKeepsStoreReady(t *testing.T) {
-	own := newObj(1)
-	for _, typ := range []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady} {
-		setCondition(own, typ, metav1.ConditionTrue, v1.ReasonSucceeded, "")
-	}
-	// The controller's stale copy says the store is fine; the gateway since reported it is not.
-	setCondition(own, v1.ConditionStoreReady, metav1.ConditionTrue, "Open", "")
-	latest := newObj(1)
-	setCondition(latest, v1.ConditionStoreReady, metav1.ConditionFalse, "OpenFailed", "boom")
-	mergeOwnStatus(latest, &own.Status)
-	if c := cond(latest, v1.ConditionStoreReady); c.Status != metav1.ConditionFalse || c.Reason != "OpenFailed" {
-		t.Fatalf("StoreReady overwritten: %+v", c)
-	}
-	if c := cond(latest, v1.ConditionMongoReady); c.Status != metav1.ConditionTrue {
-		t.Fatalf("own condition lost: %+v", c)
-	}
-	if c := cond(latest, v1.ConditionReady); c.Status != metav1.ConditionFalse || c.Reason != "OpenFailed" {
-		t.Fatalf("Ready not recomputed from the latest StoreReady: %+v", c)
-	}
-}
-
 func TestIndexesCurrent(t *testing.T) {
 	o := newObj(2)
 	o.Status.Database = "db"

@@ -31,22 +31,21 @@ func (r *BacktestPersistenceReconciler) reconcileDelete(ctx context.Context, obj
 	}
 	if obj.Spec.DeletionPolicy == v1.DeletionPolicyDelete {
 		if err := r.deleteData(ctx, obj); err != nil {
-			var unreachable bool
 			switch infra.Classify(err) {
 			case infra.ClassSecretMissing, infra.ClassKeyMissing, infra.ClassInvalidURI:
+				// Without usable credentials the data cannot be reached now or later.
 				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "DataNotDeleted", "Delete",
-					"deletionPolicy is Delete but the data cannot be reached: %v", err)
+					"deletionPolicy is Delete but the data cannot be reached: %s", eventNote(err.Error()))
 			default:
-				unreachable = true
-			}
-			if unreachable {
-				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting the tenant's data: %v", err)
+				// Set deletionPolicy to Retain to let the object go without its data.
+				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete",
+					"deleting the tenant's data: %s", eventNote(err.Error()))
 				return ctrl.Result{}, err
 			}
 		}
 	}
 	r.tenants.release(key)
-	patch := client.MergeFrom(obj.DeepCopy())
+	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(obj, v1.Finalizer)
 	if err := client.IgnoreNotFound(r.Patch(ctx, obj, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)

@@ -50,6 +50,7 @@ var (
 	redisClient *redis.Client
 
 	counter     *countingReconciler
+	suitePools  *infra.Pools
 	stopManager context.CancelFunc
 	managerDone chan struct{}
 )
@@ -118,11 +119,11 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	infra.RouteRedisLogs(ctrl.Log.WithName("redis"))
+	suitePools = infra.NewPools(infra.PoolOptions{ConnectTimeout: testProbeTimeout, RedisTimeout: testProbeTimeout, MongoMaxPoolSize: 8})
 	r := &BacktestPersistenceReconciler{
-		Client:          mgr.GetClient(),
-		Pools:           infra.NewPools(infra.PoolOptions{ConnectTimeout: testProbeTimeout, RedisTimeout: testProbeTimeout, MongoMaxPoolSize: 8}),
-		ProbeTimeout:    testProbeTimeout,
-		EndpointBaseURL: "https://gateway.test",
+		Client:       mgr.GetClient(),
+		Pools:        suitePools,
+		ProbeTimeout: testProbeTimeout,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopManager = cancel

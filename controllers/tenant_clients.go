@@ -60,37 +60,46 @@ func (t *tenantClients) lease(name types.NamespacedName) *tenantLease {
 }
 
 // mongo returns the tenant's MongoDB client for uri, swapping the lease when the
-// endpoint changed (a rotated Secret).
+// endpoint changed (a rotated Secret). The old client is released outside the lock:
+// closing it may take a moment and must not hold up other tenants.
 func (t *tenantClients) mongo(ctx context.Context, name types.NamespacedName, uri string, tls *infra.TLSMaterial) (*mongo.Client, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	l := t.lease(name)
 	if l.mongo.matches(uri, tls) {
-		return l.mongo.client, nil
+		c := l.mongo.client
+		t.mu.Unlock()
+		return c, nil
 	}
 	c, release, err := t.pools.Mongo(ctx, uri, infra.WithTLS(tls))
 	if err != nil {
+		t.mu.Unlock()
 		return nil, err
 	}
-	l.mongo.drop()
+	old := l.mongo
 	l.mongo = clientLease[*mongo.Client]{uri: uri, tls: tls, client: c, release: release}
+	t.mu.Unlock()
+	old.drop()
 	return c, nil
 }
 
 // redis returns the tenant's Redis client for url, as mongo does.
 func (t *tenantClients) redis(ctx context.Context, name types.NamespacedName, url string, tls *infra.TLSMaterial) (redis.UniversalClient, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	l := t.lease(name)
 	if l.redis.matches(url, tls) {
-		return l.redis.client, nil
+		c := l.redis.client
+		t.mu.Unlock()
+		return c, nil
 	}
 	c, release, err := t.pools.Redis(ctx, url, infra.WithTLS(tls))
 	if err != nil {
+		t.mu.Unlock()
 		return nil, err
 	}
-	l.redis.drop()
+	old := l.redis
 	l.redis = clientLease[redis.UniversalClient]{uri: url, tls: tls, client: c, release: release}
+	t.mu.Unlock()
+	old.drop()
 	return c, nil
 }
 

@@ -159,7 +159,7 @@ type BacktestPersistenceStatus struct {
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
-	// Endpoint is where backtest workers reach this tenant's store through the gateway.
+	// Endpoint is where backtest workers reach this tenant's store; the gateway reports it.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 	// Database is the MongoDB database actually used.

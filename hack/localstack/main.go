@@ -21,13 +21,19 @@ import (
 
 func main() {
 	var o options
-	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "use this cluster instead of starting a local control plane")
 	flag.StringVar(&o.stateDir, "state-dir", filepath.Join(testenv.RepoRoot(), ".local"), "where the kubeconfig, token and logs are written")
 	flag.StringVar(&o.namespace, "namespace", "backtest", "namespace of the sample tenant")
 	flag.StringVar(&o.name, "name", "sample", "name of the sample BacktestPersistence")
 	flag.IntVar(&o.gatewayPort, "gateway-port", 9090, "loopback port of the gateway (0: any free port)")
 	flag.BoolVar(&o.exitWhenReady, "exit-when-ready", false, "stop everything once the sample tenant is Ready (a smoke test)")
 	flag.Parse()
+	// --kubeconfig is registered by controller-runtime's config package.
+	if f := flag.Lookup("kubeconfig"); f != nil {
+		o.kubeconfig = f.Value.String()
+	}
+	if o.kubeconfig == "" {
+		o.kubeconfig = os.Getenv("KUBECONFIG")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -158,27 +158,53 @@ func (m *Metrics) observeRequest(route string, code Code, d time.Duration) {
 	}
 }
 
-// RegisterTenantGauges exports how many tenants the registry serves and how many it
-// does not, on controller-runtime's registry. Only the first registry of a process
-// is exported (tests run several in one process).
-func RegisterTenantGauges(r interface{ Counts() (int, int) }) {
-	tenantGaugesOnce.Do(func() {
+// tenantCounter is what the tenants gauge reads.
+type tenantCounter interface {
+	Counts() (serving, unavailable int)
+}
+
+// tenantGauges exports how many tenants the registries of this process serve and how
+// many they do not, on controller-runtime's registry (a process normally has one
+// registry; tests run several).
+var tenantGauges struct {
+	once sync.Once
+	mu   sync.Mutex
+	regs map[tenantCounter]struct{}
+}
+
+// RegisterTenantGauges adds r to the backtestpersistence_gateway_tenants gauge and
+// returns a func that removes it.
+func RegisterTenantGauges(r tenantCounter) func() {
+	tenantGauges.once.Do(func() {
+		tenantGauges.regs = map[tenantCounter]struct{}{}
 		for _, state := range []string{"serving", "unavailable"} {
 			serving := state == "serving"
-			g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			ctrlmetrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name:        "backtestpersistence_gateway_tenants",
 				Help:        "Tenants known to this replica's registry, by state.",
 				ConstLabels: prometheus.Labels{"state": state},
 			}, func() float64 {
-				s, u := r.Counts()
-				if serving {
-					return float64(s)
+				tenantGauges.mu.Lock()
+				defer tenantGauges.mu.Unlock()
+				n := 0
+				for r := range tenantGauges.regs {
+					s, u := r.Counts()
+					if serving {
+						n += s
+					} else {
+						n += u
+					}
 				}
-				return float64(u)
-			})
-			ctrlmetrics.Registry.MustRegister(g)
+				return float64(n)
+			}))
 		}
 	})
+	tenantGauges.mu.Lock()
+	tenantGauges.regs[r] = struct{}{}
+	tenantGauges.mu.Unlock()
+	return func() {
+		tenantGauges.mu.Lock()
+		delete(tenantGauges.regs, r)
+		tenantGauges.mu.Unlock()
+	}
 }
-
-var tenantGaugesOnce sync.Once

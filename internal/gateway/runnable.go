@@ -54,15 +54,20 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	srv := NewHTTPServer(s.Handler, s.Certs)
-	if srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, srv.TLSConfig)
-	}
 	s.Log.Info("gateway serving", "address", ln.Addr().String(), "tls", s.Certs != nil)
 	if s.Started != nil {
 		s.Started <- ln.Addr()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			// ServeTLS also offers HTTP/2 to clients that negotiate it; the
+			// certificate comes from TLSConfig.GetCertificate.
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway serve: %w", err)

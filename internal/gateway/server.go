@@ -38,10 +38,12 @@ type Options struct {
 	// Metrics receive per-request observations (default: DefaultMetrics()).
 	Metrics *Metrics
 	Limits  Limits
-	// OpTimeout bounds the store call of one request (default 10s); the store's own
+	// OpTimeout bounds the store call of an ops request (default 10s); the store's own
 	// per-operation timeout normally fires first.
 	OpTimeout time.Duration
-	Log       logr.Logger
+	// BatchTimeout bounds a whole batch (default 50s, under the server's 60s write timeout).
+	BatchTimeout time.Duration
+	Log          logr.Logger
 }
 
 // Handler is the gateway's http.Handler.
@@ -66,6 +68,9 @@ func NewHandler(o Options) *Handler {
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = 10 * time.Second
+	}
+	if o.BatchTimeout <= 0 {
+		o.BatchTimeout = 50 * time.Second
 	}
 	return &Handler{o: o}
 }
@@ -158,9 +163,9 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace,
 		return err
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(r.Context(), h.o.OpTimeout)
-	defer cancel()
 	if route == routeOps {
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.OpTimeout)
+		defer cancel()
 		res, err := store.Do(ctx, reqs[0])
 		if err != nil {
 			return err
@@ -168,6 +173,8 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace,
 		writeResult(w, res)
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.o.BatchTimeout)
+	defer cancel()
 	results, errs := store.Batch(ctx, reqs)
 	writeBatch(w, results, errs)
 	return nil

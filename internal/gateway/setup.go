@@ -64,7 +64,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 	}
 	metrics := DefaultMetrics()
 	registry := tenant.NewRegistry()
-	RegisterTenantGauges(registry)
+	unregister := RegisterTenantGauges(registry)
 
 	rec := &tenant.Reconciler{
 		Client:   mgr.GetClient(),
@@ -102,6 +102,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 	// Stores are closed at shutdown; a store's close waits for its in-flight requests.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
+		unregister()
 		registry.CloseAll()
 		return nil
 	})); err != nil {

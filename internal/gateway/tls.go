@@ -30,12 +30,28 @@ type CertSource interface {
 // staticCert is a fixed certificate.
 type staticCert struct{ cert *tls.Certificate }
 
-func (s staticCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert, nil }
+func (s staticCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert, nil
+}
 
 // SelfSignedCert generates an ECDSA certificate for hosts (DNS names or IPs),
-// valid for a year. It is what the gateway serves when no certificate is configured;
-// clients then pin it or skip verification (local runs only).
+// valid for a year, and returns it with its PEM. It is what the gateway serves when
+// no certificate is configured; clients then pin it (or, for local runs only, skip
+// verification).
 func SelfSignedCert(hosts []string) (*tls.Certificate, []byte, error) {
+	certPEM, keyPEM, err := selfSignedPEM(hosts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load generated pair: %w", err)
+	}
+	return &cert, certPEM, nil
+}
+
+// selfSignedPEM generates the PEM of a self-signed certificate and its key.
+func selfSignedPEM(hosts []string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key: %w", err)
@@ -70,13 +86,8 @@ func SelfSignedCert(hosts []string) (*tls.Certificate, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("marshal key: %w", err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load generated pair: %w", err)
-	}
-	return &cert, certPEM, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // NewStaticCertSource serves one certificate.

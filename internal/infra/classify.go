@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -147,8 +146,6 @@ func isUnreachable(err error) bool {
 		return true
 	case mongo.IsNetworkError(err):
 		return true
-	case errors.Is(err, context.Canceled):
-		return false
 	}
 	return false
 }

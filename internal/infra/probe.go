@@ -12,15 +12,28 @@ import (
 
 // ProbeMongo checks that the server answers with the client's credentials and returns
 // its version. Classify the error for a condition reason. ctx should carry a deadline.
+//
+// A network error on a pooled connection is retried once: after a server restart
+// every pooled connection is dead, the first command finds out and the driver clears
+// the pool, so the retry tells whether the server itself is down.
 func ProbeMongo(ctx context.Context, c *mongo.Client) (string, error) {
+	version, err := buildInfo(ctx, c)
+	if err != nil && mongo.IsNetworkError(err) && !mongo.IsTimeout(err) && ctx.Err() == nil {
+		version, err = buildInfo(ctx, c)
+	}
+	if err != nil {
+		return "", fmt.Errorf("mongo buildInfo: %w", err)
+	}
+	return version, nil
+}
+
+func buildInfo(ctx context.Context, c *mongo.Client) (string, error) {
 	var info struct {
 		Version string `bson:"version"`
 	}
 	// buildInfo needs no privileges but, on a fresh connection, forces authentication.
-	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return "", fmt.Errorf("mongo buildInfo: %w", err)
-	}
-	return info.Version, nil
+	err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
+	return info.Version, err
 }
 
 // ProbeRedis checks that the server answers with the client's credentials and returns

@@ -131,7 +131,7 @@ func benchCandles(b *testing.B, limit int64, cache bool) {
 	var raw func()
 	if cache {
 		k := f.opts.KeyPrefix + "rawwindow"
-		if err := f.rclient.Set(ctx, k, mustJSON(cs), 0).Err(); err != nil {
+		if err := f.rclient.Set(ctx, k, []byte(mustJSON(cs)), 0).Err(); err != nil {
 			b.Fatal(err)
 		}
 		raw = func() {

@@ -137,3 +137,25 @@ func TestParseEntry(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONScan(t *testing.T) {
+	arr := []byte(` [ {"id":"a","x":[1,{"id":"inner"}],"s":"q\"}]"} , {"y":{"id":"no"},"id":"b\u0031"},{"id":5},{} ,"str",[1,2] ] `)
+	parts := splitArray(arr)
+	if len(parts) != 6 {
+		t.Fatalf("split into %d: %q", len(parts), parts)
+	}
+	want := []struct {
+		id string
+		ok bool
+	}{{"a", true}, {"b1", true}, {"", false}, {"", false}, {"", false}, {"", false}}
+	for i, w := range want {
+		lit, found := topLevelField(parts[i], "id")
+		id, isStr := stringLiteral(lit)
+		if (found && isStr) != w.ok || id != w.id {
+			t.Errorf("item %d %s: id %q (found %v, string %v), want %q %v", i, parts[i], id, found, isStr, w.id, w.ok)
+		}
+	}
+	if got := splitArray([]byte(`[]`)); len(got) != 0 {
+		t.Errorf("empty array split into %q", got)
+	}
+}

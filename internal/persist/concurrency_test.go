@@ -82,6 +82,10 @@ func TestConcurrentFirstWritesAcrossStores(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Close)
+		// FerretDB mishandles concurrent createIndexes on one database; init one by one.
+		if err := s.Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		stores = append(stores, s)
 	}
 	const writers, rounds = 64, 100

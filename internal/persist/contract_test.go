@@ -134,7 +134,9 @@ func contractBucketList(t *testing.T, f *fixture, kind Kind) {
 func contractMemoryList(t *testing.T, f *fixture) {
 	f = f.with(t)
 	ctx := keyOf("signalId", "sig-list", "bucketName", "b")
-	key := func(id string) map[string]any { return keyOf("signalId", "sig-list", "bucketName", "b", "memoryId", id) }
+	key := func(id string) map[string]any {
+		return keyOf("signalId", "sig-list", "bucketName", "b", "memoryId", id)
+	}
 	for _, id := range []string{"m2", "m1", "m3"} {
 		f.do(Request{Kind: KindMemory, Op: OpWrite, Key: key(id), When: ms(5), Value: json.RawMessage(fmt.Sprintf(`{"priority":1,"data":{"id":%q},"removed":false,"index":"x","when":5}`, id))})
 	}

@@ -49,11 +49,17 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	write := func(n int) {
 		f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(n))})
 	}
+	listKey := keyOf("backtest", true)
+	rows := func(status string) []byte {
+		return mustJSON([]any{fxStorageRow("r1", 1, status), fxStorageRow("r2", 2, "opened")})
+	}
 	write(1)
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")}) // hashes cached
 	assertJSON(t, "cached", f.do(read).Value, stateValue(1))
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")})
 	assertJSON(t, "read with Redis down", f.do(read).Value, stateValue(1))
 	write(2) // the documented policy: a write succeeds on MongoDB alone
 	assertJSON(t, "read of a write made while Redis was down", f.do(read).Value, stateValue(2))
@@ -65,6 +71,15 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 	eventually(t, "cache back in use", 10*time.Second, func() bool { return f.store.CacheHealth().InUse })
 	assertJSON(t, "read after restart", f.do(read).Value, stateValue(2))
+	if got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: listKey}).Value); got["r1"]["status"] != "closed" {
+		t.Fatalf("list write made while Redis was down was lost: %v", got["r1"])
+	}
+	// the list hashes cached before the outage are not trusted: writing the old rows
+	// back must reach MongoDB
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")})
+	if got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: listKey}).Value); got["r1"]["status"] != "opened" {
+		t.Fatalf("write after the outage skipped as unchanged: %v", got["r1"])
+	}
 	c := f.counted(func() { assertJSON(t, "cached read after restart", f.do(read).Value, stateValue(2)) })
 	if c.Mongo != 0 {
 		t.Fatalf("read after restart not served by the cache (%d MongoDB commands)", c.Mongo)

@@ -40,24 +40,19 @@ func (s *Store) parseListItems(value []byte) ([]listItem, error) {
 	if value[0] != '[' {
 		return nil, invalidf("value must be a JSON array of objects with an \"id\"")
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(value, &raws); err != nil {
-		return nil, invalidf("value is not valid JSON: %v", err)
+	if !json.Valid(value) {
+		return nil, invalidf("value is not valid JSON")
 	}
+	raws := splitArray(value)
 	items := make([]listItem, 0, len(raws))
 	pos := make(map[string]int, len(raws))
 	for i, raw := range raws {
 		if len(raw) == 0 || raw[0] != '{' {
 			return nil, invalidf("item %d must be a JSON object", i)
 		}
-		var head struct {
-			ID any `json:"id"`
-		}
-		if err := json.Unmarshal(raw, &head); err != nil {
-			return nil, invalidf("item %d: %v", i, err)
-		}
-		id, ok := head.ID.(string)
-		if !ok {
+		lit, ok := topLevelField(raw, "id")
+		id, isStr := stringLiteral(lit)
+		if !ok || !isStr {
 			return nil, invalidf("item %d needs a string \"id\"", i)
 		}
 		if err := s.checkKeyString("id", id, false); err != nil {

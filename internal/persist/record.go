@@ -43,6 +43,8 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 			observed = epoch
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	defer cancel()
 	opts := options.FindOne().SetProjection(recordProjection(c.spec))
 	raw, err := s.opts.Database.Collection(c.spec.Collection).FindOne(ctx, c.filter, opts).Raw()
 	var e entry

@@ -21,16 +21,18 @@ import (
 
 // redisKeys builds the Redis keys of one tenant.
 type redisKeys struct {
-	base string // P{T}:
+	base      string // P{T}:
+	epochName string // P{T}:e
 }
 
 func newRedisKeys(prefix string) redisKeys {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(prefix))
-	return redisKeys{base: prefix + "{" + strconv.FormatUint(uint64(h.Sum32()), 36) + "}:"}
+	base := prefix + "{" + strconv.FormatUint(uint64(h.Sum32()), 36) + "}:"
+	return redisKeys{base: base, epochName: base + "e"}
 }
 
-func (k redisKeys) epoch() string { return k.base + "e" }
+func (k redisKeys) epoch() string { return k.epochName }
 
 // record is the key of one record, from its key values in KindSpec.Key order (+ item).
 func (k redisKeys) record(kind Kind, parts []any) string {

@@ -17,10 +17,12 @@ var indexExistsCodes = []int{68, 85, 86} // IndexAlreadyExists, IndexOptionsConf
 
 // ensureIndexes creates the unique index and the list indexes of every served kind
 // when they are missing (createIndexes is a no-op for identical existing ones).
+// Collections done are remembered, so an attempt cut short by its deadline is
+// continued, not restarted, by the next one. Only Init calls it (one at a time).
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	for i := range Kinds {
 		spec := &Kinds[i]
-		if !s.served[spec.Kind] {
+		if !s.served[spec.Kind] || s.indexed[spec.Kind] {
 			continue
 		}
 		keys := bson.D{}
@@ -38,6 +40,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}
 		iv := s.opts.Database.Collection(spec.Collection).Indexes()
 		if _, err := iv.CreateMany(ctx, models); err == nil {
+			s.indexed[spec.Kind] = true
 			continue
 		}
 		// One of them exists in another form: create the others one by one.
@@ -51,6 +54,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			}
 			return fmt.Errorf("store init: create indexes of %s: %w", spec.Collection, err)
 		}
+		s.indexed[spec.Kind] = true
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type Store struct {
 	// upsertRetries counts duplicate-key races retried (observable in tests).
 	upsertRetries atomic.Int64
 
+	indexed  map[Kind]bool // kinds whose indexes Init has ensured
+	ready    atomic.Bool // Init has succeeded (fast path of Do)
 	initMu   sync.Mutex
 	initDone bool
 	initCall *initCall
@@ -49,7 +51,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
-		locks: newKeyLocks(), stop: make(chan struct{})}
+		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{}}
 	if opts.Kinds == nil {
 		for _, k := range Kinds {
 			s.served[k.Kind] = true
@@ -100,6 +102,7 @@ func (s *Store) Init(ctx context.Context) error {
 	s.initCall = nil
 	if err == nil && !s.closed {
 		s.initDone = true
+		s.ready.Store(true)
 		if s.cache != nil {
 			s.wg.Add(1)
 			go func() {
@@ -182,8 +185,18 @@ func (s *Store) do(ctx context.Context, req *Request) (Result, bool, error) {
 	if err != nil {
 		return Result{}, false, err
 	}
-	if err := s.Init(ctx); err != nil {
-		return Result{}, false, err
+	if !s.ready.Load() {
+		ictx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+		err := s.Init(ictx)
+		cancel()
+		if err != nil {
+			return Result{}, false, err
+		}
+	}
+	if c.spec.Shape == ShapeRecord && (c.req.Op == OpRead || c.req.Op == OpHas) {
+		// Reads bound their own steps: the cache lookup by CacheTimeout, the
+		// MongoDB query by OpTimeout, so a cache hit costs no extra timer.
+		return s.readRecord(ctx, c)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
@@ -222,8 +235,6 @@ func (s *Store) dispatch(ctx context.Context, c *call) (Result, bool, error) {
 	}
 	return Result{}, false, invalidf("kind %q has no operation %q", c.spec.Kind, c.req.Op)
 }
-
-func (s *Store) collection(c *call) string { return c.spec.Collection }
 
 // InvalidateCache rotates the tenant's cache epoch, so no entry cached before the call
 // is served again. Call it after changing the database behind the store's back

@@ -95,10 +95,7 @@ func (s *Store) validate(req *Request) (*call, error) {
 
 // validateKey checks the key fields and fills c.parts and c.filter.
 func (s *Store) validateKey(c *call) error {
-	fields := c.spec.Key
-	if c.spec.Shape == ShapeRecord && c.spec.ItemField != nil && c.req.Op != OpList {
-		fields = append(append(make([]KeyField, 0, len(fields)+1), fields...), *c.spec.ItemField)
-	}
+	fields := keyFieldsOf(c.spec, c.req.Op)
 	for name := range c.req.Key {
 		if !hasField(fields, name) {
 			return invalidf("kind %q has no key field %q (want %s)", c.spec.Kind, name, fieldNames(fields))
@@ -113,12 +110,11 @@ func (s *Store) validateKey(c *call) error {
 		}
 		switch f.Type {
 		case FieldBool:
-			b, ok := raw.(bool)
-			if !ok {
+			if _, ok := raw.(bool); !ok {
 				return invalidf("key field %q must be a boolean", f.Name)
 			}
-			c.parts = append(c.parts, b)
-			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: b})
+			c.parts = append(c.parts, raw)
+			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: raw})
 		default:
 			str, ok := raw.(string)
 			if !ok {
@@ -132,8 +128,8 @@ func (s *Store) validateKey(c *call) error {
 					return invalidf("unknown candle interval %q", str)
 				}
 			}
-			c.parts = append(c.parts, str)
-			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: str})
+			c.parts = append(c.parts, raw) // raw holds str: reusing it saves an allocation
+			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: raw})
 		}
 	}
 	return nil
@@ -151,6 +147,29 @@ func (s *Store) checkKeyString(name, v string, allowEmpty bool) error {
 		return invalidf("key field %q is not valid UTF-8", name)
 	}
 	return nil
+}
+
+// keyFields holds, per kind, the key fields of record operations (with the item
+// field) and of the others, computed once from the table.
+var keyFields = func() map[Kind][2][]KeyField {
+	m := make(map[Kind][2][]KeyField, len(Kinds))
+	for i := range Kinds {
+		spec := &Kinds[i]
+		withItem := spec.Key
+		if spec.Shape == ShapeRecord && spec.ItemField != nil {
+			withItem = append(append([]KeyField{}, spec.Key...), *spec.ItemField)
+		}
+		m[spec.Kind] = [2][]KeyField{spec.Key, withItem}
+	}
+	return m
+}()
+
+// keyFieldsOf returns the key fields a request of op on spec carries.
+func keyFieldsOf(spec *KindSpec, op Op) []KeyField {
+	if op == OpList {
+		return keyFields[spec.Kind][0]
+	}
+	return keyFields[spec.Kind][1]
 }
 
 func hasField(fields []KeyField, name string) bool {

@@ -98,29 +98,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // An error means "retry with backoff"; the entry is valid either way.
 func (r *Reconciler) desiredEntry(ctx context.Context, key types.NamespacedName, obj *v1.BacktestPersistence) (*entry, error) {
 	if u := checkServable(obj); u != nil {
-		return &entry{unavailable: u, generation: obj.Generation}, nil
+		return &entry{unavailable: u}, nil
 	}
 	ep, err := infra.ResolveSecrets(ctx, r.Client, obj)
 	if err != nil {
 		u := &UnavailableError{Reason: "SecretsUnresolved", Message: err.Error()}
 		if infra.IsSecretMissing(err) || infra.IsKeyMissing(err) {
-			return &entry{unavailable: u, generation: obj.Generation}, nil // the Secret watch brings us back
+			return &entry{unavailable: u}, nil // the Secret watch brings us back
 		}
-		return &entry{unavailable: u, generation: obj.Generation}, err
+		return &entry{unavailable: u}, err
 	}
 	cfg := configFor(obj, ep)
 	fp := cfg.Fingerprint()
 	if cur, ok := r.Registry.state(key); ok && cur.handle != nil && cur.fingerprint == fp {
-		return &entry{handle: cur.handle, fingerprint: fp, generation: obj.Generation}, nil
+		return &entry{handle: cur.handle, fingerprint: fp}, nil
 	}
 	octx, cancel := context.WithTimeout(ctx, r.OpenTimeout)
 	defer cancel()
 	store, err := r.Opener.Open(octx, cfg)
 	if err != nil {
-		return &entry{unavailable: &UnavailableError{Reason: "StoreInitFailed", Message: err.Error()}, generation: obj.Generation},
+		return &entry{unavailable: &UnavailableError{Reason: "StoreInitFailed", Message: err.Error()}},
 			fmt.Errorf("open store of %s: %w", key, err)
 	}
-	return &entry{handle: &handle{store: store}, fingerprint: fp, generation: obj.Generation}, nil
+	return &entry{handle: &handle{store: store}, fingerprint: fp}, nil
 }
 
 // isLeader reports whether this replica currently leads.

@@ -42,8 +42,6 @@ type entry struct {
 	unavailable *UnavailableError
 	// fingerprint is the Config the handle was opened with.
 	fingerprint string
-	// generation is the generation of the object the state was computed for.
-	generation int64
 }
 
 // handle counts the requests in flight on a store so that a replaced store is

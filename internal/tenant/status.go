@@ -51,6 +51,13 @@ type leaderKick struct{ r *Reconciler }
 
 // Start implements manager.Runnable; it runs only on the leader.
 func (k *leaderKick) Start(ctx context.Context) error {
+	// The manager starts leader runnables before it closes Elected; reconciles that
+	// ran in between would have skipped the status write.
+	select {
+	case <-k.r.Elected:
+	case <-ctx.Done():
+		return nil
+	}
 	if err := k.r.enqueueAll(ctx); err != nil {
 		return err
 	}

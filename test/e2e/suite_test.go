@@ -143,7 +143,6 @@ metadata: {name: backtest-worker-data, namespace: %[1]s}
 rules:
 - apiGroups: [persistence.backtestkit.dev]
   resources: [backtestpersistences/data]
-  resourceNames: [%[2]s]
   verbs: [get, update]
 ---
 apiVersion: rbac.authorization.k8s.io/v1

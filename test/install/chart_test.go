@@ -62,6 +62,10 @@ var _ = Describe("Helm chart", func() {
 			Expect(ofKind(objs, "Role")).To(HaveLen(1), "only the leader-election Role")
 			Expect(clusterRole(objs, fullname+"-manager").Rules).To(Equal(generatedRules()),
 				"the manager ClusterRole grants exactly the generated rules")
+			for _, access := range []string{"reader", "writer"} {
+				Expect(clusterRole(objs, fullname+"-data-"+access).Rules).To(Equal(kustomizeDataRules(access)),
+					"the chart's data-%s grants what config/rbac does", access)
+			}
 			Expect(ofKind(objs, "Certificate")).To(BeEmpty())
 			Expect(ofKind(objs, "ServiceMonitor")).To(BeEmpty())
 			Expect(ofKind(objs, "NetworkPolicy")).To(BeEmpty())
@@ -245,6 +249,16 @@ func chartAppVersion() string {
 func generatedRules() []rbacv1.PolicyRule {
 	raw, err := os.ReadFile(repoPath("config", "rbac", "role.yaml"))
 	Expect(err).NotTo(HaveOccurred(), "the generated manager role is missing: run make manifests")
+	var role rbacv1.ClusterRole
+	Expect(yaml.Unmarshal(raw, &role)).To(Succeed())
+	Expect(role.Rules).NotTo(BeEmpty())
+	return role.Rules
+}
+
+// kustomizeDataRules are the rules of config/rbac/data_<access>_role.yaml.
+func kustomizeDataRules(access string) []rbacv1.PolicyRule {
+	raw, err := os.ReadFile(repoPath("config", "rbac", "data_"+access+"_role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
 	var role rbacv1.ClusterRole
 	Expect(yaml.Unmarshal(raw, &role)).To(Succeed())
 	Expect(role.Rules).NotTo(BeEmpty())

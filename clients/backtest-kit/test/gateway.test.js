@@ -44,11 +44,29 @@ test("a batch answers each operation on its own", { skip }, async () => {
     const res = await client.batch([
       { kind: "signal", op: "write", key, value: { id: "b1" } },
       { kind: "signal", op: "read", key },
-      { kind: "nope", op: "read", key: {} },
     ]);
-    assert.equal(res.length, 3);
+    assert.equal(res.length, 2);
     assert.deepEqual(res[1].value, { id: "b1" });
-    assert.equal(res[2].error.code, "InvalidRequest");
+  } finally {
+    client.close();
+  }
+});
+
+test("a batch with one bad operation is rejected whole and writes nothing", { skip }, async () => {
+  const client = new GatewayClient(opts());
+  try {
+    const run = randomBytes(4).toString("hex");
+    const key = { symbol: `R-${run}`, strategyName: "s", exchangeName: "e" };
+    const err = await client
+      .batch([
+        { kind: "signal", op: "write", key, value: { id: "r1" } },
+        { kind: "nope", op: "read", key: {} },
+      ])
+      .catch((e) => e);
+    assert.equal(err.code, "InvalidRequest");
+    assert.match(err.message, /ops\[1\]/);
+    const read = await client.op({ kind: "signal", op: "read", key });
+    assert.equal(read.value, null);
   } finally {
     client.close();
   }

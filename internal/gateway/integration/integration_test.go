@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/backtestpersistence/operator/api/v1"
 	"github.com/backtestpersistence/operator/internal/gateway"
@@ -375,5 +376,63 @@ func TestMongoDownIsRetryable(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestMetrics: per-kind/op latency, errors and cache hits reach controller-runtime's registry.
+func TestMetrics(t *testing.T) {
+	a := suite.a
+	tok := suite.tokens["a-writer"]
+	read := `{"kind":"session","op":"read","key":{"strategyName":"s","exchangeName":"e","frameName":"","symbol":"BTC/USDT","backtest":true}}`
+	if status, body := post(suite.gws[0], tok, opsPath(a.ns, a.name), `{"kind":"session","op":"write","key":{"strategyName":"s","exchangeName":"e","frameName":"","symbol":"BTC/USDT","backtest":true},"value":{"x":1},"when":5}`); status != 200 {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	for i := 0; i < 3; i++ {
+		if status, body := post(suite.gws[0], tok, opsPath(a.ns, a.name), read); status != 200 {
+			t.Fatalf("read: %d %s", status, body)
+		}
+	}
+	if status, _ := post(suite.gws[0], "", opsPath(a.ns, a.name), read); status != 401 {
+		t.Fatalf("no token: %d", status)
+	}
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(name string, labels map[string]string) float64 {
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+						continue metric
+					}
+				}
+				if m.GetHistogram() != nil {
+					return float64(m.GetHistogram().GetSampleCount())
+				}
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	sessionRead := map[string]string{"kind": "session", "op": "read"}
+	for name, labels := range map[string]map[string]string{
+		"backtestpersistence_store_operation_duration_seconds": sessionRead,
+		"backtestpersistence_store_cache_hits_total":           sessionRead,
+		"backtestpersistence_gateway_requests_total":           {"route": "ops", "code": "OK"},
+		"backtestpersistence_gateway_request_duration_seconds": {"route": "ops"},
+		"backtestpersistence_gateway_auth_failures_total":      {"code": "Unauthorized"},
+		"backtestpersistence_gateway_tenants":                  {"state": "serving"},
+	} {
+		if v := find(name, labels); v <= 0 {
+			t.Errorf("%s%v = %v, want > 0", name, labels, v)
+		}
 	}
 }

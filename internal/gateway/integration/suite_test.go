@@ -36,6 +36,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	v1 "github.com/backtestpersistence/operator/api/v1"
@@ -74,16 +75,17 @@ type tenantEnv struct {
 }
 
 var suite struct {
-	env        *envtest.Environment
-	cfg        *rest.Config
-	k8s        client.Client
-	cs         *kubernetes.Clientset
-	scheme     *runtime.Scheme
-	a, b       *tenantEnv
-	gws        [2]*instance
-	http       *http.Client
-	certPEM    []byte
-	tokens     map[string]string
+	env     *envtest.Environment
+	cfg     *rest.Config
+	k8s     client.Client
+	cs      *kubernetes.Clientset
+	scheme  *runtime.Scheme
+	a, b    *tenantEnv
+	gws     [2]*instance
+	http    *http.Client
+	certPEM []byte
+	certs   gateway.CertSource
+	tokens  map[string]string
 }
 
 func TestMain(m *testing.M) {
@@ -92,6 +94,7 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	redis.SetLogger(quietRedis{}) // connection-refused noise while the fault tests kill servers
 	if err := setupSuite(); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway suite setup:", err)
 		teardownSuite()
@@ -156,8 +159,9 @@ func setupSuite() error {
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     time.Minute,
 	}}
+	suite.certs = gateway.NewStaticCertSource(cert)
 	for i := range suite.gws {
-		if suite.gws[i], err = startInstance(i, gateway.NewStaticCertSource(cert)); err != nil {
+		if suite.gws[i], err = startInstance(i, suite.certs); err != nil {
 			return err
 		}
 	}
@@ -366,8 +370,12 @@ func leader() *instance {
 	return l
 }
 
-func opsPath(ns, name string) string   { return "/v1/namespaces/" + ns + "/persistences/" + name + "/ops" }
-func batchPath(ns, name string) string { return "/v1/namespaces/" + ns + "/persistences/" + name + "/batch" }
+func opsPath(ns, name string) string {
+	return "/v1/namespaces/" + ns + "/persistences/" + name + "/ops"
+}
+func batchPath(ns, name string) string {
+	return "/v1/namespaces/" + ns + "/persistences/" + name + "/batch"
+}
 
 // call sends one request and returns its status and body.
 func call(g *instance, method, token, path string, body []byte) (int, []byte) {
@@ -418,3 +426,7 @@ func eventually(t *testing.T, timeout time.Duration, fn func() error) {
 		t.Fatal(err)
 	}
 }
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...interface{}) {}

@@ -1,0 +1,200 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/backtestpersistence/operator/internal/gateway"
+	"github.com/backtestpersistence/operator/internal/persist"
+)
+
+// The loopback load test of the gateway: 32 concurrent keep-alive clients send
+// cached reads or writes of tenant A through the gateway (TLS, and plain HTTP as
+// with --gateway-insecure), and the same operations go straight to a store on the
+// same database and Redis, for comparison. Each benchmark reports requests per
+// second and the p50 and p99 latency of its b.N operations. Run with:
+//
+//	go test ./internal/gateway/integration -run '^$' -bench . -benchtime 20000x
+const loadClients = 32
+
+// loadResult is what one load run measured.
+type loadResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// runLoad runs n operations on `clients` goroutines, each calling op(worker), and
+// measures each one. Any failed operation fails the benchmark.
+func runLoad(b *testing.B, n, clients int, op func(worker int) error) loadResult {
+	b.Helper()
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || failed.Load() != nil {
+					return
+				}
+				t0 := time.Now()
+				if err := op(w); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	return loadResult{
+		rps: float64(n) / elapsed.Seconds(),
+		p50: lat[n*50/100],
+		p99: lat[min(n-1, n*99/100)],
+	}
+}
+
+func report(b *testing.B, r loadResult) {
+	b.ReportMetric(r.rps, "req/s")
+	b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+	b.ReportMetric(0, "ns/op") // wall time per op is meaningless with 32 clients; rps says it
+}
+
+func benchKey(w int) string { return fmt.Sprintf(`{"signalId":"bench-%d","bucketName":"load"}`, w) }
+
+// httpOp posts body to url and checks the status and, when want is set, the body.
+func httpOp(c *http.Client, url, token string, body, want []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != 200 || (want != nil && !bytes.Equal(got, want)) {
+		return fmt.Errorf("%s: %d %s", url, res.StatusCode, got)
+	}
+	return nil
+}
+
+func loadClient(tlsOn bool) *http.Client {
+	tr := &http.Transport{MaxIdleConns: 2 * loadClients, MaxIdleConnsPerHost: 2 * loadClients, IdleConnTimeout: time.Minute}
+	if tlsOn {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(suite.certPEM)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// plainServer serves the first instance's handler over plain HTTP, as --gateway-insecure does.
+func plainServer(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &gateway.Server{Listener: ln, Handler: suite.gws[0].gw.Handler}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Start(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// prepare writes each worker's key once and reads it, so reads are cache hits.
+func prepare(b *testing.B) {
+	ctx := context.Background()
+	for w := 0; w < loadClients; w++ {
+		req := persist.Request{Kind: persist.KindState, Op: persist.OpWrite, Key: map[string]any{"signalId": fmt.Sprintf("bench-%d", w), "bucketName": "load"},
+			Value: []byte(`{"price":50000.5,"symbol":"BTC/USDT","open":true}`), When: new(int64(1))}
+		if _, err := suite.a.direct.Do(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		req.Op, req.Value, req.When = persist.OpRead, nil, nil
+		if _, err := suite.a.direct.Do(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGateway(b *testing.B) {
+	prepare(b)
+	a := suite.a
+	tok := suite.tokens["a-writer"]
+	want := []byte(`{"value":{"price":50000.5,"symbol":"BTC/USDT","open":true}}`)
+	reads := make([][]byte, loadClients)
+	for w := range reads {
+		reads[w] = []byte(`{"kind":"state","op":"read","key":` + benchKey(w) + `}`)
+	}
+	var seq atomic.Int64
+	writeBody := func(w int) []byte {
+		return []byte(`{"kind":"state","op":"write","key":` + benchKey(w) + `,"value":{"price":50000.5,"symbol":"BTC/USDT","open":true},"when":` +
+			fmt.Sprint(seq.Add(1)) + `}`)
+	}
+	targets := []struct {
+		name, url string
+		c         *http.Client
+	}{
+		{"tls", suite.gws[0].url, loadClient(true)},
+		{"plain", plainServer(b), loadClient(false)},
+	}
+	for _, tg := range targets {
+		b.Run(tg.name+"/cached-read", func(b *testing.B) {
+			report(b, runLoad(b, b.N, loadClients, func(w int) error {
+				return httpOp(tg.c, tg.url+opsPath(a.ns, a.name), tok, reads[w], want)
+			}))
+		})
+		b.Run(tg.name+"/write", func(b *testing.B) {
+			report(b, runLoad(b, b.N, loadClients, func(w int) error {
+				return httpOp(tg.c, tg.url+opsPath(a.ns, a.name), tok, writeBody(w), []byte(`{}`))
+			}))
+		})
+	}
+	ctx := context.Background()
+	b.Run("store/cached-read", func(b *testing.B) {
+		report(b, runLoad(b, b.N, loadClients, func(w int) error {
+			res, err := a.direct.Do(ctx, persist.Request{Kind: persist.KindState, Op: persist.OpRead,
+				Key: map[string]any{"signalId": fmt.Sprintf("bench-%d", w), "bucketName": "load"}})
+			if err == nil && len(res.Value) == 0 {
+				err = fmt.Errorf("empty read")
+			}
+			return err
+		}))
+	})
+	b.Run("store/write", func(b *testing.B) {
+		report(b, runLoad(b, b.N, loadClients, func(w int) error {
+			_, err := a.direct.Do(ctx, persist.Request{Kind: persist.KindState, Op: persist.OpWrite,
+				Key:   map[string]any{"signalId": fmt.Sprintf("bench-%d", w), "bucketName": "load"},
+				Value: []byte(`{"price":50000.5,"symbol":"BTC/USDT","open":true}`), When: new(seq.Add(1))})
+			return err
+		}))
+	})
+}

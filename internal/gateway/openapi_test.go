@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The served document is the one in docs/, and it describes every route and code.
+func TestOpenAPIDocument(t *testing.T) {
+	docs, err := os.ReadFile(filepath.Join("..", "..", "docs", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(docs) != string(OpenAPI) {
+		t.Fatal("docs/openapi.yaml and internal/gateway/openapi.yaml differ: copy one over the other")
+	}
+	var doc struct {
+		OpenAPI    string                    `json:"openapi"`
+		Paths      map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := yaml.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatalf("openapi.yaml is not valid YAML: %v", err)
+	}
+	if doc.OpenAPI == "" || doc.OpenAPI[0] != '3' {
+		t.Fatalf("not an OpenAPI 3 document: %q", doc.OpenAPI)
+	}
+	for _, p := range []string{
+		"/v1/namespaces/{namespace}/persistences/{name}/ops",
+		"/v1/namespaces/{namespace}/persistences/{name}/batch",
+		"/v1/openapi.yaml", "/healthz", "/readyz",
+	} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("route %s is not documented", p)
+		}
+	}
+	// Every field the decoder accepts is documented.
+	for _, f := range []string{"kind", "op", "key", "value", "when", "limit", "since", "until"} {
+		if _, ok := doc.Components.Schemas["Request"].Properties[f]; !ok {
+			t.Errorf("Request field %q is not documented", f)
+		}
+	}
+}
