@@ -123,4 +123,3 @@ func TestMongoAuthentication(t *testing.T) {
 		t.Fatalf("wrong password: want error 18 (AuthenticationFailed), got %v", err)
 	}
 }
-
