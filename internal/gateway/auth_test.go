@@ -41,7 +41,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 		}
 		return true, out, nil
 	})
-	a := NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{Audiences: []string{"btp"}, TTL: time.Hour, NegativeTTL: time.Hour})
+	a := NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{Audiences: []string{"btp"}, ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour}})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		id, err := a.Authenticate(ctx, "good")

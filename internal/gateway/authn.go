@@ -76,25 +76,12 @@ type TokenReviewAuthenticator struct {
 type TokenReviewOptions struct {
 	// Audiences the token must be bound to (any one). Empty: the API server's own audiences.
 	Audiences []string
-	// TTL of accepted decisions (default 10s), NegativeTTL of rejected ones (default 2s).
-	TTL, NegativeTTL time.Duration
-	// Timeout of one TokenReview call (default 5s).
-	Timeout time.Duration
-	// CacheSize bounds the cached decisions (default 4096).
-	CacheSize int
+	ReviewOptions
 }
 
 // NewTokenReviewAuthenticator returns an authenticator backed by the TokenReview API.
 func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o TokenReviewOptions) *TokenReviewAuthenticator {
-	if o.TTL <= 0 {
-		o.TTL = 10 * time.Second
-	}
-	if o.NegativeTTL <= 0 {
-		o.NegativeTTL = 2 * time.Second
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
+	o.ReviewOptions = o.withDefaults()
 	return &TokenReviewAuthenticator{
 		client: client, audiences: o.Audiences, ttl: o.TTL, negativeTTL: o.NegativeTTL,
 		timeout: o.Timeout, cache: newDecisionCache[*Identity](o.CacheSize),

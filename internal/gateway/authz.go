@@ -44,26 +44,11 @@ type accessDecision struct {
 }
 
 // SubjectAccessReviewOptions configure a SubjectAccessReviewAuthorizer.
-type SubjectAccessReviewOptions struct {
-	// TTL of allowed decisions (default 10s), NegativeTTL of denied ones (default 2s).
-	TTL, NegativeTTL time.Duration
-	// Timeout of one SubjectAccessReview call (default 5s).
-	Timeout time.Duration
-	// CacheSize bounds the cached decisions (default 4096).
-	CacheSize int
-}
+type SubjectAccessReviewOptions = ReviewOptions
 
 // NewSubjectAccessReviewAuthorizer returns an authorizer backed by the SubjectAccessReview API.
 func NewSubjectAccessReviewAuthorizer(client authzclient.SubjectAccessReviewInterface, o SubjectAccessReviewOptions) *SubjectAccessReviewAuthorizer {
-	if o.TTL <= 0 {
-		o.TTL = 10 * time.Second
-	}
-	if o.NegativeTTL <= 0 {
-		o.NegativeTTL = 2 * time.Second
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
+	o = o.withDefaults()
 	return &SubjectAccessReviewAuthorizer{
 		client: client, ttl: o.TTL, negativeTTL: o.NegativeTTL, timeout: o.Timeout,
 		cache: newDecisionCache[accessDecision](o.CacheSize),

@@ -86,3 +86,27 @@ func (c *decisionCache[V]) len() int {
 	defer c.mu.RUnlock()
 	return len(c.entries)
 }
+
+// ReviewOptions are the settings shared by the TokenReview authenticator and the
+// SubjectAccessReview authorizer.
+type ReviewOptions struct {
+	// TTL of positive decisions (default 10s), NegativeTTL of negative ones (default 2s).
+	TTL, NegativeTTL time.Duration
+	// Timeout of one review call (default 5s).
+	Timeout time.Duration
+	// CacheSize bounds the cached decisions (default 4096).
+	CacheSize int
+}
+
+func (o ReviewOptions) withDefaults() ReviewOptions {
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Second
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	return o
+}

@@ -43,12 +43,17 @@ type Options struct {
 	OpTimeout time.Duration
 	// BatchTimeout bounds a whole batch (default 50s, under the server's 60s write timeout).
 	BatchTimeout time.Duration
-	Log          logr.Logger
+	// DegradedTimeout replaces OpTimeout for DegradedWindow after a tenant's store
+	// reported its servers unreachable (defaults 500ms and 10s), so a tenant whose
+	// MongoDB is down gets its 503 quickly.
+	DegradedTimeout, DegradedWindow time.Duration
+	Log                             logr.Logger
 }
 
 // Handler is the gateway's http.Handler.
 type Handler struct {
-	o Options
+	o        Options
+	degraded *failFast
 }
 
 // Route names, used as the bounded "route" metric label.
@@ -72,7 +77,13 @@ func NewHandler(o Options) *Handler {
 	if o.BatchTimeout <= 0 {
 		o.BatchTimeout = 50 * time.Second
 	}
-	return &Handler{o: o}
+	if o.DegradedTimeout <= 0 {
+		o.DegradedTimeout = 500 * time.Millisecond
+	}
+	if o.DegradedWindow <= 0 {
+		o.DegradedWindow = 10 * time.Second
+	}
+	return &Handler{o: o, degraded: newFailFast(o.DegradedWindow, o.DegradedTimeout)}
 }
 
 // ServeHTTP routes a request:
@@ -164,9 +175,11 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace,
 	}
 	defer release()
 	if route == routeOps {
-		ctx, cancel := context.WithTimeout(r.Context(), h.o.OpTimeout)
+		key := namespace + "/" + name
+		ctx, cancel := context.WithTimeout(r.Context(), h.degraded.deadline(key, h.o.OpTimeout))
 		defer cancel()
 		res, err := store.Do(ctx, reqs[0])
+		h.degraded.observe(key, err)
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 	handler := NewHandler(Options{
 		Tenants: registry,
 		Authenticator: NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{
-			Audiences: cfg.Audiences, TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL,
+			Audiences: cfg.Audiences, ReviewOptions: ReviewOptions{TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL},
 		}),
 		Authorizer: NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{
 			TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL,

@@ -23,8 +23,12 @@ type PoolOptions struct {
 	ConnectTimeout time.Duration
 	// RedisPoolSize caps connections per Redis node (default 16).
 	RedisPoolSize int
-	// RedisTimeout bounds Redis dials, reads and writes (default 3s).
+	// RedisTimeout bounds Redis dials (default 3s).
 	RedisTimeout time.Duration
+	// RedisIOTimeout bounds each Redis read and write (default 500ms): the store sets no
+	// timer of its own on cache lookups, so a hung Redis costs a read at most this long
+	// before the store falls back to MongoDB.
+	RedisIOTimeout time.Duration
 	// CloseTimeout bounds closing a client when its last user releases it (default 5s).
 	CloseTimeout time.Duration
 	// Log receives close errors; connection errors are the caller's to report.
@@ -40,6 +44,9 @@ func (o *PoolOptions) defaults() {
 	}
 	if o.RedisPoolSize == 0 {
 		o.RedisPoolSize = 16
+	}
+	if o.RedisIOTimeout == 0 {
+		o.RedisIOTimeout = 500 * time.Millisecond
 	}
 	if o.RedisTimeout == 0 {
 		o.RedisTimeout = 3 * time.Second
@@ -143,9 +150,12 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 	if uo.PoolSize == 0 {
 		uo.PoolSize = p.opts.RedisPoolSize
 	}
-	for _, d := range []*time.Duration{&uo.DialTimeout, &uo.ReadTimeout, &uo.WriteTimeout} {
+	if uo.DialTimeout == 0 {
+		uo.DialTimeout = p.opts.RedisTimeout
+	}
+	for _, d := range []*time.Duration{&uo.ReadTimeout, &uo.WriteTimeout} {
 		if *d == 0 {
-			*d = p.opts.RedisTimeout
+			*d = p.opts.RedisIOTimeout
 		}
 	}
 	if uo.MaxRetries == 0 {

@@ -99,7 +99,7 @@ func (s *Store) writeCandles(ctx context.Context, c *call) error {
 			continue // not closed yet (contract 2.7), or repeated in this write (first wins)
 		}
 		seen[cd.timestamp] = true
-		d := append(append(make(bson.D, 0, 12), c.filter...), bson.E{Key: candleTimestampField, Value: cd.timestamp})
+		d := append(append(make(bson.D, 0, 12), c.mongoFilter()...), bson.E{Key: candleTimestampField, Value: cd.timestamp})
 		for j, f := range candleFields {
 			d = append(d, bson.E{Key: f, Value: cd.values[j]})
 		}
@@ -131,7 +131,7 @@ func (s *Store) readCandles(ctx context.Context, c *call) (Result, bool, error) 
 			epoch = ep
 		}
 	}
-	filter := append(append(bson.D{}, c.filter...), bson.E{Key: candleTimestampField,
+	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: candleTimestampField,
 		Value: bson.D{{Key: "$gte", Value: since}, {Key: "$lt", Value: since + limit*step}}})
 	proj := bson.D{{Key: "_id", Value: 0}, {Key: candleTimestampField, Value: 1}}
 	for _, f := range candleFields {

@@ -150,7 +150,7 @@ func (s *Store) storedHashes(ctx context.Context, c *call, ids []string) (map[st
 	for i, id := range ids {
 		in[i] = id
 	}
-	filter := append(append(bson.D{}, c.filter...), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: in}}})
+	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: in}}})
 	docs, err := s.findAll(ctx, c, filter, bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}}, nil)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 			if err != nil {
 				return err
 			}
-			d := append(append(bson.D{}, c.filter...),
+			d := append(append(bson.D{}, c.mongoFilter()...),
 				bson.E{Key: idField, Value: it.id},
 				bson.E{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
 				bson.E{Key: fieldHash, Value: it.hash},
@@ -209,7 +209,7 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}})
 		}
 		update = append(update, bson.E{Key: "$set", Value: set})
-		f := append(append(bson.D{}, c.filter...), bson.E{Key: idField, Value: it.id})
+		f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(update).SetUpsert(true))
 	}
 	for start := 0; start < len(models); start += bulkChunk {
@@ -255,7 +255,7 @@ func onlyDuplicates(err error) bool {
 // readList returns every item of a list context, in insertion order.
 func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
 	proj := bson.D{{Key: "_id", Value: 0}, {Key: c.spec.PayloadField, Value: 1}, {Key: fieldEncoding, Value: 1}}
-	docs, err := s.findAll(ctx, c, c.filter, proj, bson.D{{Key: "_id", Value: 1}})
+	docs, err := s.findAll(ctx, c, c.mongoFilter(), proj, bson.D{{Key: "_id", Value: 1}})
 	if err != nil {
 		return Result{}, err
 	}

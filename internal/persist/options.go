@@ -31,7 +31,10 @@ type Options struct {
 	CacheTTL time.Duration
 	// OpTimeout bounds one operation (MongoDB and Redis together); 0 means DefaultOpTimeout.
 	OpTimeout time.Duration
-	// CacheTimeout bounds one Redis round trip, so a hung Redis costs reads little; 0 means DefaultCacheTimeout.
+	// CacheTimeout bounds each Redis write, fill and health check; 0 means DefaultCacheTimeout.
+	// Cache lookups on the read path use no timer of their own: give the Redis client a
+	// short ReadTimeout (e.g. 500ms) so a hung Redis costs one read that much, after
+	// which the cache is marked suspect and reads go straight to MongoDB.
 	CacheTimeout time.Duration
 	// HealthInterval is how often the store checks the Redis run id (restart or failover
 	// with old data); 0 means DefaultHealthInterval, negative turns the check off.

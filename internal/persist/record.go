@@ -46,7 +46,7 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
 	opts := options.FindOne().SetProjection(recordProjection(c.spec))
-	raw, err := s.opts.Database.Collection(c.spec.Collection).FindOne(ctx, c.filter, opts).Raw()
+	raw, err := s.opts.Database.Collection(c.spec.Collection).FindOne(ctx, c.mongoFilter(), opts).Raw()
 	var e entry
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
@@ -151,7 +151,7 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	var raw bson.Raw
 	err = retryUpsert(ctx, &s.upsertRetries, func() error {
 		var err error
-		raw, err = s.findAndModify(ctx, coll, c.filter, update, true,
+		raw, err = s.findAndModify(ctx, coll, c.mongoFilter(), update, true,
 			bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
 		return err
 	})
@@ -192,7 +192,7 @@ func (s *Store) removeRecord(ctx context.Context, c *call) error {
 			{Key: fieldUpdateDate, Value: time.Now().UTC()}}},
 		{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}},
 	}
-	raw, err := s.findAndModify(ctx, s.opts.Database.Collection(c.spec.Collection), c.filter, update, false,
+	raw, err := s.findAndModify(ctx, s.opts.Database.Collection(c.spec.Collection), c.mongoFilter(), update, false,
 		recordProjection(c.spec))
 	done()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -214,7 +214,7 @@ func (s *Store) removeRecord(ctx context.Context, c *call) error {
 // return their keys, Memory returns [{"memoryId","data"}]. Complete, in key order.
 func (s *Store) listRecords(ctx context.Context, c *call) (Result, error) {
 	item := c.spec.ItemField.Doc
-	filter := append(append(bson.D{}, c.filter...), bson.E{Key: fieldRemoved, Value: bson.D{{Key: "$ne", Value: true}}})
+	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: fieldRemoved, Value: bson.D{{Key: "$ne", Value: true}}})
 	proj := bson.D{{Key: "_id", Value: 0}, {Key: item, Value: 1}}
 	withData := c.spec.Kind == KindMemory
 	if withData {

@@ -26,7 +26,7 @@ type Store struct {
 	upsertRetries atomic.Int64
 
 	indexed  map[Kind]bool // kinds whose indexes Init has ensured
-	ready    atomic.Bool // Init has succeeded (fast path of Do)
+	ready    atomic.Bool   // Init has succeeded (fast path of Do)
 	initMu   sync.Mutex
 	initDone bool
 	initCall *initCall
@@ -161,11 +161,13 @@ func (s *Store) CacheHealth() CacheHealth {
 // Do runs one request. Bad input returns an error wrapping ErrInvalid or ErrTooLarge
 // and changes nothing; ErrUnavailable means a server could not be reached (retryable).
 func (s *Store) Do(ctx context.Context, req Request) (Result, error) {
+	if s.opts.Observer == nil {
+		res, _, err := s.do(ctx, &req)
+		return res, err
+	}
 	start := time.Now()
 	res, hit, err := s.do(ctx, &req)
-	if s.opts.Observer != nil {
-		s.opts.Observer.Observe(req.Kind, req.Op, time.Since(start), err, hit)
-	}
+	s.opts.Observer.Observe(req.Kind, req.Op, time.Since(start), err, hit)
 	return res, err
 }
 

@@ -15,8 +15,8 @@ type call struct {
 	// parts are the key values (string or bool) in KindSpec.Key order, followed by the
 	// item key for record kinds that have one (Measure/Interval/Memory) unless the op is list.
 	parts []any
-	// filter is the MongoDB filter on parts: the unique index for a record, the context for lists and candles.
-	filter bson.D
+	// fields are the key fields parts belong to.
+	fields []KeyField
 	// write payloads (one of them is set, by shape)
 	payload *encodedPayload
 	items   []listItem
@@ -93,7 +93,17 @@ func (s *Store) validate(req *Request) (*call, error) {
 	return c, nil
 }
 
-// validateKey checks the key fields and fills c.parts and c.filter.
+// mongoFilter is the MongoDB filter on the key: the unique index for a record, the
+// context for lists and candles. Built on demand: a cache hit never needs it.
+func (c *call) mongoFilter() bson.D {
+	f := make(bson.D, len(c.parts), len(c.parts)+1)
+	for i, p := range c.parts {
+		f[i] = bson.E{Key: c.fields[i].Doc, Value: p}
+	}
+	return f
+}
+
+// validateKey checks the key fields and fills c.parts and c.fields.
 func (s *Store) validateKey(c *call) error {
 	fields := keyFieldsOf(c.spec, c.req.Op)
 	for name := range c.req.Key {
@@ -102,7 +112,7 @@ func (s *Store) validateKey(c *call) error {
 		}
 	}
 	c.parts = make([]any, 0, len(fields))
-	c.filter = make(bson.D, 0, len(fields)+1)
+	c.fields = fields
 	for _, f := range fields {
 		raw, ok := c.req.Key[f.Name]
 		if !ok {
@@ -114,7 +124,6 @@ func (s *Store) validateKey(c *call) error {
 				return invalidf("key field %q must be a boolean", f.Name)
 			}
 			c.parts = append(c.parts, raw)
-			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: raw})
 		default:
 			str, ok := raw.(string)
 			if !ok {
@@ -129,7 +138,6 @@ func (s *Store) validateKey(c *call) error {
 				}
 			}
 			c.parts = append(c.parts, raw) // raw holds str: reusing it saves an allocation
-			c.filter = append(c.filter, bson.E{Key: f.Doc, Value: raw})
 		}
 	}
 	return nil

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/backtestpersistence/operator/internal/persist"
+)
+
+func TestFailFast(t *testing.T) {
+	f := newFailFast(10*time.Second, 500*time.Millisecond)
+	now := time.Unix(0, 0)
+	f.now = func() time.Time { return now }
+	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {
+		t.Fatalf("healthy: %v", d)
+	}
+	f.observe("a", fmt.Errorf("%w: ping", persist.ErrUnavailable))
+	if d := f.deadline("a", 5*time.Second); d != 500*time.Millisecond {
+		t.Fatalf("degraded: %v", d)
+	}
+	if d := f.deadline("b", 5*time.Second); d != 5*time.Second {
+		t.Fatalf("another tenant is affected: %v", d)
+	}
+	f.observe("a", fmt.Errorf("%w: bad", persist.ErrInvalid)) // the caller's fault says nothing
+	if d := f.deadline("a", 5*time.Second); d != 500*time.Millisecond {
+		t.Fatalf("bad input ended the degraded period: %v", d)
+	}
+	now = now.Add(11 * time.Second)
+	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {
+		t.Fatalf("after the window: %v", d)
+	}
+	f.observe("a", context.DeadlineExceeded)
+	f.observe("a", nil)
+	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {
+		t.Fatalf("a success did not end the degraded period: %v", d)
+	}
+}
+
+// deadlineStore records the deadline each call got and fails while down.
+type deadlineStore struct {
+	memStore
+	down bool
+	last time.Duration
+}
+
+func (d *deadlineStore) Do(ctx context.Context, r persist.Request) (persist.Result, error) {
+	dl, _ := ctx.Deadline()
+	d.last = time.Until(dl)
+	if d.down {
+		return persist.Result{}, fmt.Errorf("%w: ping MongoDB", persist.ErrUnavailable)
+	}
+	return d.memStore.Do(ctx, r)
+}
+
+// singleTenant serves one store.
+type singleTenant struct{ store Store }
+
+func (s *singleTenant) Acquire(string, string) (Store, func(), error) { return s.store, func() {}, nil }
+func (s *singleTenant) Ready() bool                                   { return true }
+
+func TestHandlerFailsFastAfterUnavailable(t *testing.T) {
+	ds := &deadlineStore{memStore: memStore{data: map[string]json.RawMessage{}}}
+	h := NewHandler(Options{Tenants: &singleTenant{store: ds}, Authenticator: fakeAuthn{"w": {User: "w"}},
+		Authorizer: fakeAuthz{"w/get/a/t": true}, Metrics: NewMetrics(nil), OpTimeout: 5 * time.Second})
+	read := `{"kind":"state","op":"read",` + stateKey + `}`
+	if status, _ := do(t, h, "POST", opsPath, "w", read); status != 200 || ds.last < time.Second {
+		t.Fatalf("healthy: %d, deadline %v", status, ds.last)
+	}
+	ds.down = true
+	if status, _ := do(t, h, "POST", opsPath, "w", read); status != 503 || ds.last < time.Second {
+		t.Fatalf("first failure: %d with deadline %v, want 503 after the full timeout", status, ds.last)
+	}
+	if status, _ := do(t, h, "POST", opsPath, "w", read); status != 503 || ds.last > 500*time.Millisecond {
+		t.Fatalf("after a 503 the next operation got %d with deadline %v, want the short deadline", status, ds.last)
+	}
+	ds.down = false
+	do(t, h, "POST", opsPath, "w", read) // succeeds within the short deadline
+	if status, _ := do(t, h, "POST", opsPath, "w", read); status != 200 || ds.last < time.Second {
+		t.Fatalf("after recovery: %d with deadline %v", status, ds.last)
+	}
+}
