@@ -67,10 +67,11 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 	unregister := RegisterTenantGauges(registry)
 
 	rec := &tenant.Reconciler{
-		Client:   mgr.GetClient(),
-		Registry: registry,
-		Opener:   &tenant.PoolOpener{Pools: cfg.Pools, OpTimeout: cfg.OpTimeout, Observer: metrics},
-		Endpoint: cfg.Endpoint, Elected: mgr.Elected(), OpenTimeout: cfg.OpenTimeout,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Registry:  registry,
+		Opener:    &tenant.PoolOpener{Pools: cfg.Pools, OpTimeout: cfg.OpTimeout, Observer: metrics},
+		Endpoint:  cfg.Endpoint, Elected: mgr.Elected(), OpenTimeout: cfg.OpenTimeout,
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return nil, err

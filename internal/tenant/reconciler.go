@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -34,9 +35,12 @@ import (
 // replicas never fight over the condition.
 type Reconciler struct {
 	// Client reads from the manager's cache and patches status.
-	Client   client.Client
-	Registry *Registry
-	Opener   Opener
+	Client client.Client
+	// APIReader reads Secrets straight from the API server, so the manager caches
+	// only Secret metadata (for the watch), never their contents. Nil: Client.
+	APIReader client.Reader
+	Registry  *Registry
+	Opener    Opener
 	// Endpoint is the gateway's advertised URL, written to status.endpoint.
 	Endpoint string
 	// Elected is closed once this replica leads (mgr.Elected()); nil: never write status.
@@ -56,7 +60,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("tenant-registry").
 		For(&v1.BacktestPersistence{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfSecret), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.kick, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false), MaxConcurrentReconciles: 4}).
 		Complete(r)
@@ -100,7 +104,11 @@ func (r *Reconciler) desiredEntry(ctx context.Context, key types.NamespacedName,
 	if u := checkServable(obj); u != nil {
 		return &entry{unavailable: u}, nil
 	}
-	ep, err := infra.ResolveSecrets(ctx, r.Client, obj)
+	secrets := r.APIReader
+	if secrets == nil {
+		secrets = r.Client
+	}
+	ep, err := infra.ResolveSecrets(ctx, secrets, obj)
 	if err != nil {
 		u := &UnavailableError{Reason: "SecretsUnresolved", Message: err.Error()}
 		if infra.IsSecretMissing(err) || infra.IsKeyMissing(err) {
