@@ -150,7 +150,8 @@ The operator is running.
   token file:  %s   (service account %s/worker, 24h)
   MongoDB:     %s
   Redis:       %s
-A worker: see examples/ (BTP_URL=%s BTP_NAMESPACE=%s BTP_NAME=%s BTP_TOKEN_FILE=%s).
+A worker (examples/backtest-kit-quickstart):
+  BACKTEST_PERSISTENCE_URL=%s BACKTEST_PERSISTENCE_NAMESPACE=%s BACKTEST_PERSISTENCE_NAME=%s BACKTEST_PERSISTENCE_TOKEN_FILE=%s npm start
 Press Ctrl-C to stop everything.
 `, kubeconfig, kubeconfig, kubectl, endpoint, o.namespace, o.name, tokenPath, o.namespace, mongo.URI(), redis.URL(),
 		endpoint, o.namespace, o.name, tokenPath)

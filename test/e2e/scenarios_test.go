@@ -47,6 +47,7 @@ type outcome struct {
 	Closed          []closedSignal   `json:"closed"`
 	Ticks           int              `json:"ticks"`
 	MissedTicks     int              `json:"missedTicks"`
+	Errors          []string         `json:"errors"`
 	WallMs          float64          `json:"wallMs"`
 	Persistence     persistenceStats `json:"persistence"`
 	KindsTouched    []string         `json:"kindsTouched"`
