@@ -54,8 +54,7 @@ var _ = Describe("Helm chart", func() {
 			Expect(c.Args).To(ContainElements("--leader-elect", "--metrics-bind-address=:8443",
 				"--health-probe-bind-address=:8081", "--gateway-bind-address=:9443",
 				"--gateway-tls-cert-dir=/tmp/gateway-certs", "--gateway-service-name="+fullname+"-gateway",
-				"--gateway-advertise-url=https://"+fullname+"-gateway."+releaseNamespace+".svc",
-				"--endpoint-base-url=https://"+fullname+"-gateway."+releaseNamespace+".svc"))
+				"--gateway-advertise-url=https://"+fullname+"-gateway."+releaseNamespace+".svc"))
 			Expect(strings.Join(c.Args, " ")).NotTo(ContainSubstring("--watch-namespaces"))
 			Expect(secretVolume(d)).To(Equal(fullname + "-gateway-tls"))
 

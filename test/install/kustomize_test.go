@@ -38,7 +38,7 @@ var _ = Describe("Kustomize manifests", func() {
 		gateway := findObject(objs, "Service", releaseNamespace, "backtest-persistence-gateway")
 		Expect(gateway).NotTo(BeNil(), "gateway Service")
 		url := fmt.Sprintf("https://%s.%s.svc", gateway.GetName(), releaseNamespace)
-		Expect(c.Args).To(ContainElements("--gateway-advertise-url="+url, "--endpoint-base-url="+url,
+		Expect(c.Args).To(ContainElements("--gateway-advertise-url="+url,
 			"--gateway-service-name="+gateway.GetName()))
 
 		// Every binding names the ServiceAccount the Deployment runs as, and a role that exists.
