@@ -75,15 +75,11 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	if len(c.items) == 0 {
 		return nil
 	}
-	release, err := s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+s.keys.record(c.spec.Kind, c.parts))
+	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, s.keys.record(c.spec.Kind, c.parts))
 	if err != nil {
 		return err
 	}
 	defer release()
-	skip, done := true, func() {}
-	if s.cache != nil {
-		skip, done = s.cache.beginWrite()
-	}
 	defer func() { done() }()
 	useCache := !skip && s.cache.usable()
 	ids := make([]string, len(c.items))

@@ -116,15 +116,11 @@ func recordResult(c *call, e entry) Result {
 
 // writeRecord is one atomic upsert whose filter is the unique index, plus one cache write.
 func (s *Store) writeRecord(ctx context.Context, c *call) error {
-	release, err := s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+s.keys.record(c.spec.Kind, c.parts))
+	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, s.keys.record(c.spec.Kind, c.parts))
 	if err != nil {
 		return err
 	}
 	defer release()
-	skip, done := true, func() {}
-	if s.cache != nil {
-		skip, done = s.cache.beginWrite()
-	}
 	now := time.Now().UTC()
 	p := c.payload
 	set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
@@ -177,15 +173,11 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 // and inside the payload, as @backtest-kit/mongo does. Absent records stay absent.
 func (s *Store) removeRecord(ctx context.Context, c *call) error {
 	key := s.keys.record(c.spec.Kind, c.parts)
-	release, err := s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+key)
+	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, key)
 	if err != nil {
 		return err
 	}
 	defer release()
-	skip, done := true, func() {}
-	if s.cache != nil {
-		skip, done = s.cache.beginWrite()
-	}
 	update := bson.D{
 		{Key: "$set", Value: bson.D{{Key: fieldRemoved, Value: true},
 			{Key: c.spec.PayloadField + "." + fieldRemoved, Value: true},
@@ -303,4 +295,20 @@ func (s *Store) findAndModify(ctx context.Context, coll *mongo.Collection, filte
 		return s.findAndModify(ctx, coll, filter, update, upsert, proj)
 	}
 	return raw, err
+}
+
+// beginKeyWrite serializes writes of one key inside the process and registers the
+// write with the cache. release ends the serialization; done must be called once the
+// MongoDB write has finished (the cache's recovery waits for writes that skipped it);
+// skipCache reports that the cache is suspect and must not be written.
+func (s *Store) beginKeyWrite(ctx context.Context, kind Kind, key string) (release func(), skipCache bool, done func(), err error) {
+	release, err = s.locks.lock(ctx, string(kind)+"\x00"+key)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if s.cache == nil {
+		return release, true, func() {}, nil
+	}
+	skipCache, done = s.cache.beginWrite()
+	return release, skipCache, done, nil
 }
