@@ -19,6 +19,19 @@ type DesiredIndex struct {
 	Unique bool
 }
 
+// model is the driver's form of the index.
+func (d DesiredIndex) model() mongo.IndexModel {
+	keys := make(bson.D, 0, len(d.Keys))
+	for _, k := range d.Keys {
+		keys = append(keys, bson.E{Key: k.Field, Value: k.Order})
+	}
+	opts := options.Index().SetName(d.Name)
+	if d.Unique {
+		opts.SetUnique(true)
+	}
+	return mongo.IndexModel{Keys: keys, Options: opts}
+}
+
 // ListedIndex is an index as listIndexes reports it.
 type ListedIndex struct {
 	Name   string
@@ -286,15 +299,7 @@ func applyPlan(ctx context.Context, coll *mongo.Collection, plan IndexPlan, sum 
 func createIndex(ctx context.Context, coll *mongo.Collection, d DesiredIndex) error {
 	ctx, cancel := context.WithTimeout(ctx, migrationOpTimeout)
 	defer cancel()
-	keys := make(bson.D, 0, len(d.Keys))
-	for _, k := range d.Keys {
-		keys = append(keys, bson.E{Key: k.Field, Value: k.Order})
-	}
-	opts := options.Index().SetName(d.Name)
-	if d.Unique {
-		opts.SetUnique(true)
-	}
-	if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys, Options: opts}); err != nil {
+	if _, err := coll.Indexes().CreateOne(ctx, d.model()); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	return nil

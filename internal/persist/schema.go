@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Index error codes that mean an equivalent index exists already (under another
@@ -25,18 +23,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		if !s.served[spec.Kind] || s.indexed[spec.Kind] {
 			continue
 		}
-		keys := bson.D{}
-		for _, f := range spec.UniqueKey() {
-			keys = append(keys, bson.E{Key: f, Value: 1})
-		}
-		models := []mongo.IndexModel{{Keys: keys,
-			Options: options.Index().SetName(spec.UniqueIndexName()).SetUnique(true)}}
-		for _, ix := range spec.Indexes {
-			k := bson.D{}
-			for _, f := range ix.Keys {
-				k = append(k, bson.E{Key: f.Field, Value: f.Order})
-			}
-			models = append(models, mongo.IndexModel{Keys: k, Options: options.Index().SetName(ix.Name)})
+		var models []mongo.IndexModel
+		for _, d := range DesiredIndexes(spec) {
+			models = append(models, d.model())
 		}
 		iv := s.opts.Database.Collection(spec.Collection).Indexes()
 		if _, err := iv.CreateMany(ctx, models); err == nil {
