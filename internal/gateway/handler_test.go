@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/backtestpersistence/operator/internal/persist"
 	"github.com/backtestpersistence/operator/internal/tenant"
@@ -125,22 +123,25 @@ func newTestHandler() (*Handler, *fakeTenants) {
 	return h, tn
 }
 
-func do(t *testing.T, h http.Handler, method, path, token, body string) (int, map[string]any) {
+// do runs one request through h (without a server; runnable_test covers the server).
+func do(t *testing.T, h *Handler, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	var rc fasthttp.RequestCtx
+	rc.Request.Header.SetMethod(method)
+	rc.Request.SetRequestURI(path)
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		rc.Request.Header.Set("Authorization", "Bearer "+token)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
+	rc.Request.SetBodyString(body)
+	h.Serve(context.Background(), &rc)
+	raw := rc.Response.Body()
 	var out map[string]any
-	if rec.Header().Get("Content-Type") == "application/json" {
+	if string(rc.Response.Header.ContentType()) == "application/json" {
 		if err := json.Unmarshal(raw, &out); err != nil {
 			t.Fatalf("%s %s: body is not JSON: %q", method, path, raw)
 		}
 	}
-	return rec.Code, out
+	return rc.Response.StatusCode(), out
 }
 
 const (

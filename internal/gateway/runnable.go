@@ -3,20 +3,20 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/valyala/fasthttp"
 )
 
-// Server runs the gateway's HTTP server as a manager Runnable on every replica.
+// Server runs the gateway's HTTP/1.1 server (fasthttp: keep-alive connections, no
+// allocation per request in the server itself) as a manager Runnable on every replica.
 type Server struct {
 	// Addr is the listen address, e.g. ":8443".
 	Addr    string
-	Handler http.Handler
+	Handler *Handler
 	// Certs serves the TLS certificate; nil means plain HTTP (the --gateway-insecure flag).
 	Certs CertSource
 	Log   logr.Logger
@@ -28,20 +28,40 @@ type Server struct {
 	Started chan<- net.Addr
 }
 
-// NewHTTPServer returns the http.Server with the gateway's timeouts and limits.
-func NewHTTPServer(h http.Handler, certs CertSource) *http.Server {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+// Server limits and timeouts.
+const (
+	readTimeout  = 60 * time.Second
+	writeTimeout = 60 * time.Second
+	idleTimeout  = 120 * time.Second
+	// maxHeaderBytes is the per-connection read buffer, which bounds a request's headers.
+	maxHeaderBytes = 32 << 10
+)
+
+// newHTTPServer returns the fasthttp server with the gateway's timeouts and limits;
+// requests run h.Serve with base as their context.
+func newHTTPServer(base context.Context, h *Handler, log logr.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      func(rc *fasthttp.RequestCtx) { h.Serve(base, rc) },
+		ErrorHandler:                 func(rc *fasthttp.RequestCtx, err error) { h.serveError(base, rc, err) },
+		ReadTimeout:                  readTimeout,
+		WriteTimeout:                 writeTimeout,
+		IdleTimeout:                  idleTimeout,
+		ReadBufferSize:               maxHeaderBytes,
+		MaxRequestBodySize:           int(h.o.Limits.MaxBodyBytes),
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{log},
 	}
-	if certs != nil {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
-	}
-	return srv
+}
+
+// fasthttpLogger passes the server's own messages (connection errors, timeouts) to
+// the log at debug level.
+type fasthttpLogger struct{ log logr.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.V(1).Info(fmt.Sprintf(format, args...))
 }
 
 // Start serves until ctx ends, then drains in-flight requests.
@@ -53,21 +73,21 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("gateway listen on %s: %w", s.Addr, err)
 		}
 	}
-	srv := NewHTTPServer(s.Handler, s.Certs)
+	if s.Certs != nil {
+		// HTTP/1.1 only: many keep-alive connections are what workers open, and
+		// what the server is fastest at.
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.Certs.GetCertificate,
+			NextProtos: []string{"http/1.1"}})
+	}
+	// Requests keep the manager's values but not its cancellation: the drain below
+	// lets them finish.
+	srv := newHTTPServer(context.WithoutCancel(ctx), s.Handler, s.Log)
 	s.Log.Info("gateway serving", "address", ln.Addr().String(), "tls", s.Certs != nil)
 	if s.Started != nil {
 		s.Started <- ln.Addr()
 	}
 	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			// ServeTLS also offers HTTP/2 to clients that negotiate it; the
-			// certificate comes from TLSConfig.GetCertificate.
-			errc <- srv.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway serve: %w", err)
@@ -79,11 +99,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	shutdownErr := srv.ShutdownWithContext(sctx)
+	if err := <-errc; err != nil {
 		return fmt.Errorf("gateway serve: %w", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("gateway shutdown: %w", shutdownErr)
 	}
 	return nil
 }

@@ -5,14 +5,16 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/valyala/fasthttp"
 
 	"github.com/backtestpersistence/operator/internal/persist"
 	"github.com/backtestpersistence/operator/internal/tenant"
@@ -50,7 +52,7 @@ type Options struct {
 	Log                             logr.Logger
 }
 
-// Handler is the gateway's http.Handler.
+// Handler is the gateway's request handler (served by Server).
 type Handler struct {
 	o        Options
 	degraded *failFast
@@ -86,76 +88,135 @@ func NewHandler(o Options) *Handler {
 	return &Handler{o: o, degraded: newFailFast(o.DegradedWindow, o.DegradedTimeout)}
 }
 
-// ServeHTTP routes a request:
+// Serve handles one request. ctx carries the server's values but not its
+// cancellation, so that requests in flight at shutdown finish; each store call has
+// its own deadline. Routes:
 //
 //	POST /v1/namespaces/{namespace}/persistences/{name}/ops
 //	POST /v1/namespaces/{namespace}/persistences/{name}/batch
 //	GET  /v1/openapi.yaml
 //	GET  /healthz, /readyz
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) Serve(ctx context.Context, rc *fasthttp.RequestCtx) {
 	start := time.Now()
-	route, code := h.serve(w, r)
+	route, code := h.serve(ctx, rc)
 	h.o.Metrics.observeRequest(route, code, time.Since(start))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, Code) {
-	path := r.URL.Path
-	switch path {
+func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, Code) {
+	path := rc.Path()
+	switch string(path) { // no allocation: the compiler compares in place
 	case "/healthz":
-		writeText(w, http.StatusOK, "ok")
+		writeText(rc, fasthttp.StatusOK, "ok")
 		return routeHealth, ""
 	case "/readyz":
 		if h.o.Tenants != nil && !h.o.Tenants.Ready() {
-			return routeHealth, writeError(w, apiErrorf(CodeUnavailable, "tenant registry has not synced yet"))
+			return routeHealth, writeError(rc, apiErrorf(CodeUnavailable, "tenant registry has not synced yet"))
 		}
-		writeText(w, http.StatusOK, "ok")
+		writeText(rc, fasthttp.StatusOK, "ok")
 		return routeHealth, ""
 	case "/v1/openapi.yaml":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return routeOpenAPI, writeMethodNotAllowed(w, "GET, HEAD")
+		if !rc.IsGet() && !rc.IsHead() {
+			return routeOpenAPI, writeMethodNotAllowed(rc, "GET, HEAD")
 		}
-		if _, err := h.authenticate(r); err != nil {
-			return routeOpenAPI, writeError(w, err)
+		if _, err := h.authenticate(ctx, rc); err != nil {
+			return routeOpenAPI, writeError(rc, err)
 		}
-		w.Header().Set("Content-Type", "application/yaml")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(OpenAPI)
+		rc.SetStatusCode(fasthttp.StatusOK)
+		rc.SetContentType("application/yaml")
+		rc.SetBody(OpenAPI)
 		return routeOpenAPI, ""
 	}
-	namespace, name, action, ok := parseTenantPath(path)
+	namespace, name, action, ok := parseTenantPath(string(path))
 	if !ok {
 		// Authenticate first so that an anonymous caller learns nothing about routes.
-		if _, err := h.authenticate(r); err != nil {
-			return routeOther, writeError(w, err)
+		if _, err := h.authenticate(ctx, rc); err != nil {
+			return routeOther, writeError(rc, err)
 		}
-		return routeOther, writeError(w, apiErrorf(CodeNotFound, "no route %s", path))
+		return routeOther, writeError(rc, apiErrorf(CodeNotFound, "no route %s", path))
 	}
 	route := routeOps
 	if action == "batch" {
 		route = routeBatch
 	}
-	if r.Method != http.MethodPost {
-		return route, writeMethodNotAllowed(w, "POST")
+	if !rc.IsPost() {
+		return route, writeMethodNotAllowed(rc, "POST")
 	}
-	return route, writeError(w, h.serveTenant(w, r, namespace, name, route))
+	return route, writeError(rc, h.serveTenant(ctx, rc, namespace, name, route))
+}
+
+// serveError answers a request the server could not read: a body over the limit
+// (413, after authentication, as in serveTenant), headers over the read buffer, a
+// malformed request or a timeout (400). It is the server's ErrorHandler.
+func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err error) {
+	start := time.Now()
+	var e error
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		drainBody(rc.Conn(), rc.Request.Header.ContentLength())
+		if _, aerr := h.authenticate(ctx, rc); aerr != nil {
+			e = aerr
+		} else {
+			e = apiErrorf(CodeTooLarge, "request body is larger than %d bytes", h.o.Limits.MaxBodyBytes)
+		}
+	case errors.As(err, &small):
+		e = apiErrorf(CodeTooLarge, "request headers are too large")
+	default:
+		e = apiErrorf(CodeInvalidRequest, "malformed HTTP request: %v", err)
+	}
+	rc.SetConnectionClose()
+	h.o.Metrics.observeRequest(routeOther, writeError(rc, e), time.Since(start))
+}
+
+// Draining a refused body: at most maxDrainBytes, waiting at most drainIdle for more
+// and drainTotal in all.
+const (
+	maxDrainBytes = 64 << 20
+	drainIdle     = 500 * time.Millisecond
+	drainTotal    = 10 * time.Second
+)
+
+// drainBody reads and discards what the client still sends of a body the server
+// refused, so that closing the connection does not reset it before the client has
+// read the 413 (a client writes the whole body before it reads the response). A
+// body over maxDrainBytes is not drained; its client may see a reset instead.
+func drainBody(conn net.Conn, contentLength int) {
+	if conn == nil || contentLength <= 0 || contentLength > maxDrainBytes {
+		return
+	}
+	end := time.Now().Add(drainTotal)
+	buf := make([]byte, 32<<10)
+	for left := contentLength; left > 0 && time.Now().Before(end); {
+		deadline := time.Now().Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		_ = conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		left -= n
+		if err != nil {
+			break
+		}
+	}
+	_ = conn.SetReadDeadline(time.Time{})
 }
 
 // serveTenant runs the ops and batch calls. The order of checks is part of the
 // contract: authentication (401), body (413/400), authorization (403), tenant
 // (404/503). Authorization comes before the tenant lookup, so a caller that may
 // not see a tenant gets the same 403 whether or not it exists.
-func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace, name, route string) error {
-	id, err := h.authenticate(r)
+func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, namespace, name, route string) error {
+	id, err := h.authenticate(ctx, rc)
 	if err != nil {
 		return err
 	}
-	if r.ContentLength > h.o.Limits.MaxBodyBytes {
+	// The server refuses longer bodies before the handler runs (serveError); this
+	// check keeps the limit when the handler is called directly.
+	body := rc.PostBody()
+	if int64(len(body)) > h.o.Limits.MaxBodyBytes {
 		return apiErrorf(CodeTooLarge, "request body is larger than %d bytes", h.o.Limits.MaxBodyBytes)
 	}
-	body, err := readBody(r.Body, h.o.Limits.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
+	// The decoded requests never alias body, which the server reuses after the handler returns.
 	var reqs []persist.Request
 	if route == routeOps {
 		req, err := DecodeOp(body)
@@ -166,7 +227,7 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace,
 	} else if reqs, err = DecodeBatch(body, h.o.Limits.MaxBatchOps); err != nil {
 		return err
 	}
-	if err := h.authorize(r.Context(), id, namespace, name, reqs); err != nil {
+	if err := h.authorize(ctx, id, namespace, name, reqs); err != nil {
 		return err
 	}
 	store, release, err := h.o.Tenants.Acquire(namespace, name)
@@ -176,32 +237,32 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, namespace,
 	defer release()
 	if route == routeOps {
 		key := namespace + "/" + name
-		ctx, cancel := context.WithTimeout(r.Context(), h.degraded.deadline(key, h.o.OpTimeout))
+		ctx, cancel := context.WithTimeout(ctx, h.degraded.deadline(key, h.o.OpTimeout))
 		defer cancel()
 		res, err := store.Do(ctx, reqs[0])
 		h.degraded.observe(key, err)
 		if err != nil {
 			return err
 		}
-		writeResult(w, res)
+		writeResult(rc, res)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.o.BatchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.o.BatchTimeout)
 	defer cancel()
 	results, errs := store.Batch(ctx, reqs)
-	writeBatch(w, results, errs)
+	writeBatch(rc, results, errs)
 	return nil
 }
 
 // authenticate returns the caller of a request or a 401/503 error.
-func (h *Handler) authenticate(r *http.Request) (*Identity, error) {
-	auth := r.Header.Get("Authorization")
-	token, found := strings.CutPrefix(auth, "Bearer ")
-	token = strings.TrimSpace(token)
-	if !found || token == "" {
+func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*Identity, error) {
+	auth := rc.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	token, found := bytes.CutPrefix(auth, []byte("Bearer "))
+	token = bytes.TrimSpace(token)
+	if !found || len(token) == 0 {
 		return nil, apiErrorf(CodeUnauthorized, "a bearer token is required")
 	}
-	id, err := h.o.Authenticator.Authenticate(r.Context(), token)
+	id, err := h.o.Authenticator.Authenticate(ctx, string(token))
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, apiErrorf(CodeUnauthorized, "the bearer token was not accepted")
@@ -258,34 +319,34 @@ func parseTenantPath(p string) (namespace, name, action string, ok bool) {
 }
 
 // writeError writes err as a JSON error (nothing for nil) and returns its code.
-func writeError(w http.ResponseWriter, err error) Code {
+func writeError(rc *fasthttp.RequestCtx, err error) Code {
 	e := classify(err)
 	if e == nil {
 		return ""
 	}
 	if e.Code == CodeUnavailable {
-		w.Header().Set("Retry-After", "1")
+		rc.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 	}
 	body, _ := json.Marshal(e)
-	writeJSON(w, e.Code.Status(), body)
+	writeJSON(rc, e.Code.Status(), body)
 	return e.Code
 }
 
-func writeMethodNotAllowed(w http.ResponseWriter, allow string) Code {
-	w.Header().Set("Allow", allow)
-	return writeError(w, apiErrorf(CodeMethod, "method not allowed; use %s", allow))
+func writeMethodNotAllowed(rc *fasthttp.RequestCtx, allow string) Code {
+	rc.Response.Header.Set(fasthttp.HeaderAllow, allow)
+	return writeError(rc, apiErrorf(CodeMethod, "method not allowed; use %s", allow))
 }
 
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+func writeJSON(rc *fasthttp.RequestCtx, status int, body []byte) {
+	rc.SetStatusCode(status)
+	rc.SetContentType("application/json")
+	rc.SetBody(body)
 }
 
-func writeText(w http.ResponseWriter, status int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(s))
+func writeText(rc *fasthttp.RequestCtx, status int, s string) {
+	rc.SetStatusCode(status)
+	rc.SetContentType("text/plain; charset=utf-8")
+	rc.SetBodyString(s)
 }
 
 // appendResult appends the JSON of one result: {"value":...}, {"has":...} or {}.
@@ -305,13 +366,13 @@ func appendResult(b []byte, res persist.Result) []byte {
 	}
 }
 
-func writeResult(w http.ResponseWriter, res persist.Result) {
+func writeResult(rc *fasthttp.RequestCtx, res persist.Result) {
 	buf := make([]byte, 0, len(res.Value)+16)
-	writeJSON(w, http.StatusOK, appendResult(buf, res))
+	writeJSON(rc, fasthttp.StatusOK, appendResult(buf, res)) // SetBody copies into the response's pooled buffer
 }
 
 // writeBatch writes {"results":[...]}: a result, or {"error":{code,message}} per operation.
-func writeBatch(w http.ResponseWriter, results []persist.Result, errs []error) {
+func writeBatch(rc *fasthttp.RequestCtx, results []persist.Result, errs []error) {
 	buf := make([]byte, 0, 256)
 	buf = append(buf, `{"results":[`...)
 	n := max(len(results), len(errs))
@@ -336,5 +397,5 @@ func writeBatch(w http.ResponseWriter, results []persist.Result, errs []error) {
 		buf = appendResult(buf, results[i])
 	}
 	buf = append(buf, "]}"...)
-	writeJSON(w, http.StatusOK, buf)
+	writeJSON(rc, fasthttp.StatusOK, buf)
 }

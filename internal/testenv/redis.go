@@ -75,6 +75,16 @@ func (r *Redis) Addr() string { return r.addr }
 // External reports whether the server was given by REDIS_URL (it cannot be stopped).
 func (r *Redis) External() bool { return r.external }
 
+// PID is the process id of the running redis-server (0 when external or stopped).
+func (r *Redis) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil || r.proc.exited() {
+		return 0
+	}
+	return r.proc.cmd.Process.Pid
+}
+
 // Start (re)starts the server on its port with no data.
 func (r *Redis) Start() error {
 	if r.external {

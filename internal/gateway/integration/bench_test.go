@@ -1,14 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,14 +13,17 @@ import (
 	"time"
 
 	"github.com/backtestpersistence/operator/internal/gateway"
+	"github.com/backtestpersistence/operator/internal/loadgen"
 	"github.com/backtestpersistence/operator/internal/persist"
 )
 
-// The loopback load test of the gateway: 32 concurrent keep-alive clients send
+// The loopback load test of the gateway: 32 concurrent keep-alive connections send
 // cached reads or writes of tenant A through the gateway (TLS, and plain HTTP as
-// with --gateway-insecure), and the same operations go straight to a store on the
-// same database and Redis, for comparison. Each benchmark reports requests per
-// second and the p50 and p99 latency of its b.N operations. Run with:
+// with --gateway-insecure) from a load client in its own process (internal/loadgen),
+// and the same operations go straight to a store on the same database and Redis,
+// for comparison. Each benchmark reports requests per second, the p50 and p99
+// latency of its b.N operations, and (gateway runs) the CPU time per request of the
+// gateway's process, redis-server and the load client. Run with:
 //
 //	go test ./internal/gateway/integration -run '^$' -bench . -benchtime 20000x
 const loadClients = 32
@@ -83,38 +83,6 @@ func report(b *testing.B, r loadResult) {
 
 func benchKey(w int) string { return fmt.Sprintf(`{"signalId":"bench-%d","bucketName":"load"}`, w) }
 
-// httpOp posts body to url and checks the status and, when want is set, the body.
-func httpOp(c *http.Client, url, token string, body, want []byte) error {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	got, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != 200 || (want != nil && !bytes.Equal(got, want)) {
-		return fmt.Errorf("%s: %d %s", url, res.StatusCode, got)
-	}
-	return nil
-}
-
-func loadClient(tlsOn bool) *http.Client {
-	tr := &http.Transport{MaxIdleConns: 2 * loadClients, MaxIdleConnsPerHost: 2 * loadClients, IdleConnTimeout: time.Minute}
-	if tlsOn {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(suite.certPEM)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
 // plainServer serves the first instance's handler over plain HTTP, as --gateway-insecure does.
 func plainServer(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -145,38 +113,51 @@ func prepare(b *testing.B) {
 	}
 }
 
+// gatewayLoad runs n requests of bodies against the gateway at baseURL with the load
+// client in its own process, and reports the CPU time per request of the gateway's
+// process, redis-server and the client next to throughput and latency.
+func gatewayLoad(b *testing.B, baseURL string, bodies []string, want string) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := suite.a
+	res, err := loadgen.RunProcess(loadgen.Config{
+		Addr: u.Host, TLS: u.Scheme == "https", CAPEM: suite.certPEM,
+		Path: opsPath(a.ns, a.name), Token: suite.tokens["a-writer"], Bodies: bodies, Want: want,
+		Workers: loadClients, Requests: b.N, Warmup: 20,
+		Watch: map[string]int{"gateway": os.Getpid(), "redis": a.redis.PID()},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, loadResult{rps: res.RPS, p50: res.P50, p99: res.P99})
+	b.ReportMetric(float64(res.P999.Microseconds()), "p999-µs")
+	perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(res.Requests) }
+	b.ReportMetric(perReq(res.CPU["gateway"]), "gw-cpu-µs/req")
+	b.ReportMetric(perReq(res.CPU["redis"]), "redis-cpu-µs/req")
+	b.ReportMetric(perReq(res.ClientCPU), "client-cpu-µs/req")
+}
+
 func BenchmarkGateway(b *testing.B) {
 	prepare(b)
 	a := suite.a
-	tok := suite.tokens["a-writer"]
 	want := []byte(`{"value":{"price":50000.5,"symbol":"BTC/USDT","open":true}}`)
 	reads := make([][]byte, loadClients)
 	for w := range reads {
 		reads[w] = []byte(`{"kind":"state","op":"read","key":` + benchKey(w) + `}`)
 	}
 	var seq atomic.Int64
-	writeBody := func(w int) []byte {
-		return []byte(`{"kind":"state","op":"write","key":` + benchKey(w) + `,"value":{"price":50000.5,"symbol":"BTC/USDT","open":true},"when":` +
-			fmt.Sprint(seq.Add(1)) + `}`)
+	readBodies := make([]string, loadClients)
+	writeBodies := make([]string, loadClients)
+	for w := range loadClients {
+		readBodies[w] = string(reads[w])
+		writeBodies[w] = `{"kind":"state","op":"write","key":` + benchKey(w) + `,"value":{"price":50000.5,"symbol":"BTC/USDT","open":true},"when":` + loadgen.SeqPlaceholder + `}`
 	}
-	targets := []struct {
-		name, url string
-		c         *http.Client
-	}{
-		{"tls", suite.gws[0].url, loadClient(true)},
-		{"plain", plainServer(b), loadClient(false)},
-	}
+	targets := []struct{ name, url string }{{"tls", suite.gws[0].url}, {"plain", plainServer(b)}}
 	for _, tg := range targets {
-		b.Run(tg.name+"/cached-read", func(b *testing.B) {
-			report(b, runLoad(b, b.N, loadClients, func(w int) error {
-				return httpOp(tg.c, tg.url+opsPath(a.ns, a.name), tok, reads[w], want)
-			}))
-		})
-		b.Run(tg.name+"/write", func(b *testing.B) {
-			report(b, runLoad(b, b.N, loadClients, func(w int) error {
-				return httpOp(tg.c, tg.url+opsPath(a.ns, a.name), tok, writeBody(w), []byte(`{}`))
-			}))
-		})
+		b.Run(tg.name+"/cached-read", func(b *testing.B) { gatewayLoad(b, tg.url, readBodies, string(want)) })
+		b.Run(tg.name+"/write", func(b *testing.B) { gatewayLoad(b, tg.url, writeBodies, `{}`) })
 	}
 	ctx := context.Background()
 	b.Run("store/cached-read", func(b *testing.B) {

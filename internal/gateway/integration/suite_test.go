@@ -42,6 +42,7 @@ import (
 	v1 "github.com/backtestpersistence/operator/api/v1"
 	"github.com/backtestpersistence/operator/internal/gateway"
 	"github.com/backtestpersistence/operator/internal/infra"
+	"github.com/backtestpersistence/operator/internal/loadgen"
 	"github.com/backtestpersistence/operator/internal/persist"
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
@@ -89,6 +90,9 @@ var suite struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(loadgen.EnvVar) != "" { // re-executed by the benchmark as its load client
+		os.Exit(loadgen.Main())
+	}
 	os.Exit(runSuite(m))
 }
 
