@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -20,11 +21,20 @@ type Identity struct {
 	UID    string
 	Groups []string
 	Extra  map[string][]string
+
+	keyOnce sync.Once
+	key     string
 }
 
 // cacheKey identifies the identity in the authorization cache; every attribute a
-// SubjectAccessReview sends is part of it.
+// SubjectAccessReview sends is part of it. It is built once per identity (the
+// authenticator caches identities, so once per token and TTL).
 func (id *Identity) cacheKey() string {
+	id.keyOnce.Do(func() { id.key = id.buildCacheKey() })
+	return id.key
+}
+
+func (id *Identity) buildCacheKey() string {
 	var b strings.Builder
 	b.WriteString(id.User)
 	b.WriteByte(0)

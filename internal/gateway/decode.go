@@ -53,9 +53,12 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 // (unknown kind or op, missing, unknown or mistyped key fields, a missing or
 // unexpected value); limits on lengths and payloads are the store's.
 func DecodeOp(body []byte) (persist.Request, error) {
-	var req persist.Request
-	if err := strictUnmarshal(body, &req); err != nil {
-		return persist.Request{}, err
+	req, ok := fastDecodeOp(body)
+	if !ok {
+		req = persist.Request{}
+		if err := strictUnmarshal(body, &req); err != nil {
+			return persist.Request{}, err
+		}
 	}
 	if err := validateRequest(&req); err != nil {
 		return persist.Request{}, err

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/backtestpersistence/operator/internal/persist"
@@ -32,6 +33,20 @@ func fuzzSeeds() [][]byte {
 		`{"kind":"storage","op":"write","key":{"backtest":false},"value":[{"id":"x","n":1e308}]}`,
 		`{"kind":"state","op":"write","key":{"signalId":"\u0000","bucketName":"$b.c"},"value":null,"when":-1}`,
 		`{"ops":[{"kind":"log","op":"read","key":{}}]}`,
+		// Shapes at the edge of the fast path (decodefast.go) and past it.
+		" \t{ \"kind\" : \"state\" ,\"op\":\"write\",\"key\":{ \"signalId\":\"s\" , \"bucketName\":\"b\"},\"value\": { \"a\" : [ 1 , 2.5e3 , \"x\\\"y\" ] } ,\"when\":-0 }\r\n",
+		`{"kind":"state","kind":"signal","op":"read","key":{"signalId":"s","bucketName":"b"}}`,
+		`{"KIND":"state","Op":"read","key":{"signalId":"s","bucketName":"b"}}`,
+		`{"kind":"st\u0061te","op":"read","key":{"signalId":"s","bucketName":"b"}}`,
+		`{"kind":"state","op":"read","key":{"signalId":"s","signalId":"t","bucketName":"b"}}`,
+		`{"kind":"state","op":"write","key":{"signalId":"é","bucketName":"b"},"value":1,"when":1.0}`,
+		`{"kind":"state","op":"write","key":{"signalId":"s","bucketName":"b"},"value":1,"when":01}`,
+		`{"kind":"state","op":"write","key":{"signalId":"s","bucketName":"b"},"value":1,"when":9223372036854775808}`,
+		`{"kind":"state","op":"write","key":{"signalId":"s","bucketName":"b"},"value":[[[[{"a":{"b":null}}]]]],"when":9223372036854775807}`,
+		`{"kind":"state","op":"write","key":{"signalId":"s","bucketName":"b"},"value":{"a":1,},"when":1}`,
+		`{"kind":"state","op":"write","key":{"signalId":"s","bucketName":"b"},"value":"\x","when":1}`,
+		`{"kind":"state","op":"write","key":null,"value":1,"when":1}`,
+		`{"kind":"state","op":"read","key":{"signalId":"s","bucketName":"b"}} {}`,
 	} {
 		seeds = append(seeds, []byte(s))
 	}
@@ -41,6 +56,16 @@ func fuzzSeeds() [][]byte {
 // checkDecodeOp is the property of the ops decoder: no panic; an accepted request
 // is valid, and re-encoding it decodes to an equal request (nothing is lost or invented).
 func checkDecodeOp(t *testing.T, body []byte) {
+	// Wherever the fast path answers, the general decoder agrees with it.
+	if fast, ok := fastDecodeOp(body); ok {
+		var general persist.Request
+		if err := strictUnmarshal(body, &general); err != nil {
+			t.Fatalf("fast path accepted %q, the general decoder rejects it: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, general) {
+			t.Fatalf("decoders disagree on %q:\nfast    %+v\ngeneral %+v", body, fast, general)
+		}
+	}
 	req, err := DecodeOp(body)
 	if err != nil {
 		e := classify(err)
@@ -139,5 +164,23 @@ func TestDecodeFuzzBounded(t *testing.T) {
 		checkDecodeOp(t, b)
 		checkDecodeBatch(t, b)
 		checkDecodeBatch(t, append(append([]byte(`{"ops":[`), b...), ']', '}'))
+	}
+}
+
+// The fast path takes the bodies clients send: every kind and op as encoding/json
+// writes them, and the same with whitespace between tokens.
+func TestFastDecodeOpTakesCommonBodies(t *testing.T) {
+	for i := range persist.Kinds {
+		spec := &persist.Kinds[i]
+		for _, op := range spec.Ops {
+			compact, _ := json.Marshal(validRequest(spec, op))
+			indented, _ := json.MarshalIndent(validRequest(spec, op), "", "  ")
+			for _, b := range [][]byte{compact, indented} {
+				if _, ok := fastDecodeOp(b); !ok {
+					t.Errorf("fast path declined %s", b)
+				}
+				checkDecodeOp(t, b)
+			}
+		}
 	}
 }

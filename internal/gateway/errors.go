@@ -65,11 +65,12 @@ func apiErrorf(code Code, format string, args ...any) *Error {
 // errors keep their message (they never carry credentials: the store reports
 // classes and key names, the registry reports condition messages).
 func classify(err error) *Error {
+	if err == nil {
+		return nil // before the variables below, which errors.As moves to the heap
+	}
 	var apiErr *Error
 	var unavailable *tenant.UnavailableError
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &apiErr):
 		return apiErr
 	case errors.Is(err, tenant.ErrNotFound):

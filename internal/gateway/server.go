@@ -308,14 +308,18 @@ func parseTenantPath(p string) (namespace, name, action string, ok bool) {
 	if !found {
 		return "", "", "", false
 	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 4 || parts[1] != "persistences" || parts[0] == "" || parts[2] == "" {
+	namespace, rest, found = strings.Cut(rest, "/")
+	if !found || namespace == "" {
 		return "", "", "", false
 	}
-	if parts[3] != "ops" && parts[3] != "batch" {
+	if rest, found = strings.CutPrefix(rest, "persistences/"); !found {
 		return "", "", "", false
 	}
-	return parts[0], parts[2], parts[3], true
+	name, action, found = strings.Cut(rest, "/")
+	if !found || name == "" || (action != "ops" && action != "batch") {
+		return "", "", "", false
+	}
+	return namespace, name, action, true
 }
 
 // writeError writes err as a JSON error (nothing for nil) and returns its code.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/backtestpersistence/operator/internal/gateway"
 	"github.com/backtestpersistence/operator/internal/loadgen"
 	"github.com/backtestpersistence/operator/internal/persist"
@@ -97,6 +99,22 @@ func plainServer(b *testing.B) string {
 	return "http://" + ln.Addr().String()
 }
 
+// noopServer answers every request with body, over plain HTTP on the same server
+// implementation and settings as the gateway.
+func noopServer(b *testing.B, body []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
+		rc.SetContentType("application/json")
+		rc.SetBody(body)
+	}, NoDefaultServerHeader: true}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
 // prepare writes each worker's key once and reads it, so reads are cache hits.
 func prepare(b *testing.B) {
 	ctx := context.Background()
@@ -159,6 +177,9 @@ func BenchmarkGateway(b *testing.B) {
 		b.Run(tg.name+"/cached-read", func(b *testing.B) { gatewayLoad(b, tg.url, readBodies, string(want)) })
 		b.Run(tg.name+"/write", func(b *testing.B) { gatewayLoad(b, tg.url, writeBodies, `{}`) })
 	}
+	// The machine's floor: the same client against an HTTP server that answers the
+	// cached read's response without doing anything (no auth, no store).
+	b.Run("noop-server/plain", func(b *testing.B) { gatewayLoad(b, noopServer(b, want), readBodies, string(want)) })
 	ctx := context.Background()
 	b.Run("store/cached-read", func(b *testing.B) {
 		report(b, runLoad(b, b.N, loadClients, func(w int) error {
