@@ -39,9 +39,10 @@ import (
 //     an entry that missed an update can never be served afterwards.
 type cache struct {
 	rdb redis.UniversalClient
-	// reads sends the hot-path reads (MGET of epoch and entry); concurrent reads of
-	// every tenant on one Redis share its pipelines (see newCache).
-	reads    redis.Cmdable
+	// pipelined sends the hot-path reads (MGET of epoch and entry) while other reads
+	// of the tenant are in flight (readers counts them); see newCache.
+	pipelined redis.Cmdable
+	readers   atomic.Int32
 	keys     redisKeys
 	ttl      time.Duration
 	timeout  time.Duration
@@ -102,19 +103,30 @@ redis.call('SET', KEYS[2], ARGV[4] .. '|' .. e .. '|' .. ARGV[5], 'PX', ARGV[6])
 return 1
 `)
 
-// newCache returns the cache of one tenant. Reads go through the client's blocking
-// autopipeliner when it has one: the commands of concurrent callers leave in one
-// pipeline (one write and one read on the connection instead of one each per read),
-// which is what keeps a busy gateway's Redis cost per read low. Each call still
-// blocks until its own reply, and a reply is only read after the command was sent,
-// so a read issued after a write returned sees that write as before.
+// newCache returns the cache of one tenant. Under concurrency, reads go through
+// the client's blocking autopipeliner: the commands of concurrent callers leave in
+// one pipeline (one write and one read on the connection instead of one each per
+// read), which is what keeps a busy gateway's Redis cost per read low. A read with
+// no other in flight goes straight to the client, which is faster for a lone
+// caller. Each call blocks until its own reply either way, and a reply is only read
+// after the command was sent, so a read issued after a write returned sees that write.
 func newCache(rdb redis.UniversalClient, keys redisKeys, o Options) *cache {
-	var reads redis.Cmdable = rdb
-	if ap, err := rdb.AutoPipeline(); err == nil {
-		reads = ap
-	}
-	return &cache{rdb: rdb, reads: reads, keys: keys, ttl: o.CacheTTL, timeout: o.CacheTimeout,
+	c := &cache{rdb: rdb, keys: keys, ttl: o.CacheTTL, timeout: o.CacheTimeout,
 		interval: o.HealthInterval, wake: make(chan struct{}, 1)}
+	if ap, err := rdb.AutoPipeline(); err == nil {
+		c.pipelined = ap
+	}
+	return c
+}
+
+// mget reads keys, pipelined with other reads when some are in flight.
+func (c *cache) mget(ctx context.Context, keys ...string) ([]any, error) {
+	var via redis.Cmdable = c.rdb
+	if c.readers.Add(1) > 1 && c.pipelined != nil {
+		via = c.pipelined
+	}
+	defer c.readers.Add(-1)
+	return via.MGet(ctx, keys...).Result()
 }
 
 func newToken() string {
@@ -158,7 +170,7 @@ func (c *cache) opCtx(ctx context.Context) (context.Context, context.CancelFunc)
 // read): the lookup is bounded by the caller's context and the Redis client's read
 // timeout, and one timed-out lookup marks the cache suspect, so later reads skip it.
 func (c *cache) get(ctx context.Context, key string) (e entry, epoch string, hit bool, err error) {
-	vals, err := c.reads.MGet(ctx, c.keys.epoch(), key).Result()
+	vals, err := c.mget(ctx, c.keys.epoch(), key)
 	if err != nil {
 		return entry{}, "", false, fmt.Errorf("redis mget: %w", err)
 	}
@@ -214,7 +226,7 @@ func (c *cache) put(ctx context.Context, key string, fill bool, observed string,
 
 // getWindow fetches a cached candle window (immutable, so no version; the epoch still applies).
 func (c *cache) getWindow(ctx context.Context, key string) (json []byte, epoch string, hit bool, err error) {
-	vals, err := c.reads.MGet(ctx, c.keys.epoch(), key).Result()
+	vals, err := c.mget(ctx, c.keys.epoch(), key)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("redis mget: %w", err)
 	}
