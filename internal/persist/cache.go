@@ -43,10 +43,10 @@ type cache struct {
 	// of the tenant are in flight (readers counts them); see newCache.
 	pipelined redis.Cmdable
 	readers   atomic.Int32
-	keys     redisKeys
-	ttl      time.Duration
-	timeout  time.Duration
-	interval time.Duration
+	keys      redisKeys
+	ttl       time.Duration
+	timeout   time.Duration
+	interval  time.Duration
 
 	state  atomic.Int32 // cacheOK, cacheSuspect, cacheRecovering
 	skipMu sync.RWMutex // held (read) by writes that skip the cache while suspect
