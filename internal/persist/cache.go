@@ -43,6 +43,8 @@ type cache struct {
 	// of the tenant are in flight (readers counts them); see newCache.
 	pipelined redis.Cmdable
 	readers   atomic.Int32
+	// pipelinedReads counts the reads that went through pipelined (tests, metrics).
+	pipelinedReads atomic.Uint64
 	keys      redisKeys
 	ttl       time.Duration
 	timeout   time.Duration
@@ -124,6 +126,7 @@ func (c *cache) mget(ctx context.Context, keys ...string) ([]any, error) {
 	var via redis.Cmdable = c.rdb
 	if c.readers.Add(1) > 1 && c.pipelined != nil {
 		via = c.pipelined
+		c.pipelinedReads.Add(1)
 	}
 	defer c.readers.Add(-1)
 	return via.MGet(ctx, keys...).Result()

@@ -2,7 +2,10 @@ package persist
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +199,101 @@ func TestMongoStoppedAndRestarted(t *testing.T) {
 	res, err := late.Do(context.Background(), Request{Kind: KindState, Op: OpRead, Key: key})
 	if err != nil || !jsonEqual(res.Value, []byte(stateValue(3))) {
 		t.Fatalf("late store read: %s, %v", res.Value, err)
+	}
+}
+
+// Concurrent reads share Redis pipelines. Killing Redis under them fails no read
+// (they fall back to MongoDB) and no read is stale, including reads of writes made
+// during the outage; after the restart the reads are pipelined again.
+func TestConcurrentReadsThroughRedisOutage(t *testing.T) {
+	r := ownRedis(t)
+	f := newFixture(t, storeConfig{cache: true, redis: r, mutate: func(o *Options) { o.HealthInterval = 100 * time.Millisecond }})
+	const readers = 16
+	keys := make([]map[string]any, readers)
+	writeAll := func(n int) {
+		for _, k := range keys {
+			f.do(Request{Kind: KindState, Op: OpWrite, Key: k, Value: []byte(stateValue(n))})
+		}
+	}
+	for i := range keys {
+		keys[i] = keyOf("signalId", fmt.Sprintf("pipe-%d", i), "bucketName", "outage")
+	}
+	writeAll(1)
+	var floor atomic.Int64 // every read that starts after floor was raised must see at least it
+	floor.Store(1)
+	var reads atomic.Int64
+	stop := make(chan struct{})
+	errs := make(chan error, readers)
+	for i := range readers {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				least := floor.Load()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				res, err := f.store.Do(ctx, Request{Kind: KindState, Op: OpRead, Key: keys[i]})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("reader %d: %w", i, err)
+					return
+				}
+				var v struct{ Data int64 }
+				if err := json.Unmarshal(res.Value, &v); err != nil || v.Data < least {
+					errs <- fmt.Errorf("reader %d read %s, want data >= %d", i, res.Value, least)
+					return
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	failed := func() bool {
+		select {
+		case err := <-errs:
+			close(stop)
+			t.Fatal(err)
+		default:
+		}
+		return false
+	}
+	progress := func(what string) {
+		t.Helper()
+		from := reads.Load()
+		eventually(t, what, 20*time.Second, func() bool { return failed() || reads.Load() >= from+500 })
+	}
+	pipelined := func() uint64 { return f.store.cache.pipelinedReads.Load() }
+
+	progress("reads before the outage")
+	if pipelined() == 0 {
+		close(stop)
+		t.Fatal("no read was pipelined with 16 concurrent readers")
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	progress("reads with Redis down")
+	writeAll(2)
+	floor.Store(2)
+	progress("reads of writes made while Redis was down")
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cache back in use", 10*time.Second, func() bool { return failed() || f.store.CacheHealth().InUse })
+	writeAll(3)
+	floor.Store(3)
+	before := pipelined()
+	progress("reads after the restart")
+	if pipelined() == before {
+		close(stop)
+		t.Fatal("reads after the restart were not pipelined")
+	}
+	close(stop)
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
