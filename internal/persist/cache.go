@@ -45,10 +45,10 @@ type cache struct {
 	readers   atomic.Int32
 	// pipelinedReads counts the reads that went through pipelined (tests, metrics).
 	pipelinedReads atomic.Uint64
-	keys      redisKeys
-	ttl       time.Duration
-	timeout   time.Duration
-	interval  time.Duration
+	keys           redisKeys
+	ttl            time.Duration
+	timeout        time.Duration
+	interval       time.Duration
 
 	state  atomic.Int32 // cacheOK, cacheSuspect, cacheRecovering
 	skipMu sync.RWMutex // held (read) by writes that skip the cache while suspect
