@@ -40,10 +40,10 @@ import (
 type cache struct {
 	rdb redis.UniversalClient
 	// pipelined sends the hot-path reads (MGET of epoch and entry) while other reads
-	// of the tenant are in flight (readers counts them); see newCache.
+	// on the same client are in flight (gate counts them); see newCache.
 	pipelined redis.Cmdable
-	readers   atomic.Int32
-	// pipelinedReads counts the reads that went through pipelined (tests, metrics).
+	gate      *readGate
+	// pipelinedReads counts the reads that went through pipelined (tests).
 	pipelinedReads atomic.Uint64
 	keys           redisKeys
 	ttl            time.Duration
@@ -109,26 +109,37 @@ return 1
 // the client's blocking autopipeliner: the commands of concurrent callers leave in
 // one pipeline (one write and one read on the connection instead of one each per
 // read), which is what keeps a busy gateway's Redis cost per read low. A read with
-// no other in flight goes straight to the client, which is faster for a lone
-// caller. Each call blocks until its own reply either way, and a reply is only read
+// no other in flight on the client (of any tenant) goes straight to the client,
+// which is faster for a lone caller. Each call blocks until its own reply either way, and a reply is only read
 // after the command was sent, so a read issued after a write returned sees that write.
 func newCache(rdb redis.UniversalClient, keys redisKeys, o Options) *cache {
 	c := &cache{rdb: rdb, keys: keys, ttl: o.CacheTTL, timeout: o.CacheTimeout,
 		interval: o.HealthInterval, wake: make(chan struct{}, 1)}
 	if ap, err := rdb.AutoPipeline(); err == nil {
 		c.pipelined = ap
+		c.gate = acquireReadGate(rdb)
 	}
 	return c
 }
 
+// close releases what the cache shares with other tenants' caches.
+func (c *cache) close() {
+	if c.gate != nil {
+		releaseReadGate(c.rdb)
+	}
+}
+
 // mget reads keys, pipelined with other reads when some are in flight.
 func (c *cache) mget(ctx context.Context, keys ...string) ([]any, error) {
+	if c.gate == nil {
+		return c.rdb.MGet(ctx, keys...).Result()
+	}
 	var via redis.Cmdable = c.rdb
-	if c.readers.Add(1) > 1 && c.pipelined != nil {
+	if c.gate.inflight.Add(1) > 1 {
 		via = c.pipelined
 		c.pipelinedReads.Add(1)
 	}
-	defer c.readers.Add(-1)
+	defer c.gate.inflight.Add(-1)
 	return via.MGet(ctx, keys...).Result()
 }
 

@@ -167,3 +167,71 @@ func TestSlowReaderNeverLeavesStaleCache(t *testing.T) {
 		})
 	}
 }
+
+// Two tenants' stores on one Redis client share its pipelines: with one reader per
+// tenant, reads are pipelined together; the shared gate goes away with the last store.
+func TestTenantsOnOneClientShareReadPipelines(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	opts := f.opts
+	opts.KeyPrefix = randomName("btp:") + ":"
+	opts.Database = f.mclient.Database(randomName("t_"))
+	other, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := other.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = opts.Database.Drop(context.Background()) })
+	key := keyOf("signalId", "shared", "bucketName", "gate")
+	stores := []*Store{f.store, other}
+	for _, s := range stores {
+		if _, err := s.Do(ctx, Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(stores))
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				res, err := s.Do(ctx, Request{Kind: KindState, Op: OpRead, Key: key})
+				if err == nil && string(res.Value) != stateValue(1) {
+					err = fmt.Errorf("read %s", res.Value)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if f.store.cache.gate != other.cache.gate {
+		t.Fatal("two stores on one client have different read gates")
+	}
+	if n := f.store.cache.pipelinedReads.Load() + other.cache.pipelinedReads.Load(); n == 0 {
+		t.Fatal("no read was pipelined while the other tenant's reads were in flight")
+	}
+	other.Close()
+	readGates.Lock()
+	_, kept := readGates.m[f.rclient]
+	readGates.Unlock()
+	if !kept {
+		t.Fatal("the gate went away while a store still uses the client")
+	}
+	f.store.Close()
+	readGates.Lock()
+	_, kept = readGates.m[f.rclient]
+	readGates.Unlock()
+	if kept {
+		t.Fatal("the gate outlived the last store on the client")
+	}
+}

@@ -148,6 +148,9 @@ func (s *Store) Close() {
 	close(s.stop)
 	s.initMu.Unlock()
 	s.wg.Wait()
+	if s.cache != nil {
+		s.cache.close()
+	}
 }
 
 // CacheHealth reports the state of the cache.
