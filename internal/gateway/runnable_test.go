@@ -91,6 +91,19 @@ func TestServerTLSAndShutdown(t *testing.T) {
 			if status, _, body := call("POST", opsPath, "writer", big); status != 413 || body["code"] != string(CodeTooLarge) {
 				t.Fatalf("oversized body: %d %v", status, body)
 			}
+			// The same with a chunked body (no Content-Length).
+			chunked, _ := http.NewRequest("POST", base+opsPath, io.MultiReader(bytes.NewReader(big)))
+			chunked.ContentLength = -1
+			chunked.Header.Set("Authorization", "Bearer writer")
+			if res, err := client.Do(chunked); err != nil {
+				t.Fatalf("oversized chunked body: %v", err)
+			} else {
+				raw, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 413 || !strings.Contains(string(raw), string(CodeTooLarge)) {
+					t.Fatalf("oversized chunked body: %d %s", res.StatusCode, raw)
+				}
+			}
 			// Headers larger than the read buffer get a JSON 413 as well.
 			req, _ := http.NewRequest("POST", base+opsPath, bytes.NewReader(read))
 			req.Header.Set("Authorization", "Bearer writer")

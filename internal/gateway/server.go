@@ -153,11 +153,18 @@ func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err e
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		drainBody(rc.Conn(), rc.Request.Header.ContentLength())
-		if _, aerr := h.authenticate(ctx, rc); aerr != nil {
-			e = aerr
+		e = apiErrorf(CodeTooLarge, "request body is larger than %d bytes", h.o.Limits.MaxBodyBytes)
+		// A declared Content-Length over the limit is refused before the body is read,
+		// with the headers intact: authenticate first, as serveTenant does. A chunked
+		// body is refused midway, after the server has discarded the headers: 413 alone
+		// (it tells an anonymous caller nothing but the documented limit).
+		if n := rc.Request.Header.ContentLength(); int64(n) > h.o.Limits.MaxBodyBytes {
+			drainBody(rc.Conn(), n)
+			if _, aerr := h.authenticate(ctx, rc); aerr != nil {
+				e = aerr
+			}
 		} else {
-			e = apiErrorf(CodeTooLarge, "request body is larger than %d bytes", h.o.Limits.MaxBodyBytes)
+			drainBody(rc.Conn(), -1)
 		}
 	case errors.As(err, &small):
 		e = apiErrorf(CodeTooLarge, "request headers are too large")
@@ -179,10 +186,14 @@ const (
 // drainBody reads and discards what the client still sends of a body the server
 // refused, so that closing the connection does not reset it before the client has
 // read the 413 (a client writes the whole body before it reads the response). A
-// body over maxDrainBytes is not drained; its client may see a reset instead.
+// body over maxDrainBytes is not drained; its client may see a reset instead. A
+// chunked body (contentLength < 0) is drained until the client pauses.
 func drainBody(conn net.Conn, contentLength int) {
-	if conn == nil || contentLength <= 0 || contentLength > maxDrainBytes {
+	if conn == nil || contentLength == 0 || contentLength > maxDrainBytes {
 		return
+	}
+	if contentLength < 0 {
+		contentLength = maxDrainBytes
 	}
 	end := time.Now().Add(drainTotal)
 	buf := make([]byte, 32<<10)
