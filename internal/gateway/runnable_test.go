@@ -91,32 +91,27 @@ func TestServerTLSAndShutdown(t *testing.T) {
 			if status, _, body := call("POST", opsPath, "writer", big); status != 413 || body["code"] != string(CodeTooLarge) {
 				t.Fatalf("oversized body: %d %v", status, body)
 			}
+			want413 := func(what string, req *http.Request) {
+				t.Helper()
+				req.Header.Set("Authorization", "Bearer writer")
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				raw, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 413 || !strings.Contains(string(raw), string(CodeTooLarge)) {
+					t.Fatalf("%s: %d %s", what, res.StatusCode, raw)
+				}
+			}
 			// The same with a chunked body (no Content-Length).
 			chunked, _ := http.NewRequest("POST", base+opsPath, io.MultiReader(bytes.NewReader(big)))
 			chunked.ContentLength = -1
-			chunked.Header.Set("Authorization", "Bearer writer")
-			if res, err := client.Do(chunked); err != nil {
-				t.Fatalf("oversized chunked body: %v", err)
-			} else {
-				raw, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 413 || !strings.Contains(string(raw), string(CodeTooLarge)) {
-					t.Fatalf("oversized chunked body: %d %s", res.StatusCode, raw)
-				}
-			}
+			want413("oversized chunked body", chunked)
 			// Headers larger than the read buffer get a JSON 413 as well.
-			req, _ := http.NewRequest("POST", base+opsPath, bytes.NewReader(read))
-			req.Header.Set("Authorization", "Bearer writer")
-			req.Header.Set("X-Padding", strings.Repeat("p", maxHeaderBytes))
-			if res, err := client.Do(req); err != nil {
-				t.Fatalf("oversized headers: %v", err)
-			} else {
-				raw, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 413 || !strings.Contains(string(raw), string(CodeTooLarge)) {
-					t.Fatalf("oversized headers: %d %s", res.StatusCode, raw)
-				}
-			}
+			padded, _ := http.NewRequest("POST", base+opsPath, bytes.NewReader(read))
+			padded.Header.Set("X-Padding", strings.Repeat("p", maxHeaderBytes))
+			want413("oversized headers", padded)
 			tr.CloseIdleConnections()
 			cancel()
 			if err := <-done; err != nil {
