@@ -197,14 +197,7 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 		}
 		set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
 			{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
-		update := bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fieldCreateDate, Value: now}}},
-			{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}}}
-		if p.Encoding == encodingEscaped {
-			set = append(set, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
-		} else {
-			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}})
-		}
-		update = append(update, bson.E{Key: "$set", Value: set})
+		update := upsertUpdate(set, now, p.Encoding)
 		f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(update).SetUpsert(true))
 	}

@@ -114,6 +114,20 @@ func recordResult(c *call, e entry) Result {
 	return Result{Value: e.json}
 }
 
+// upsertUpdate is the update of an upsert that stores set (records and list items
+// alike): createDate on insert, the version incremented, and the payload's encoding
+// marker stored with it or removed.
+func upsertUpdate(set bson.D, now time.Time, encoding int) bson.D {
+	update := bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fieldCreateDate, Value: now}}},
+		{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}}}
+	if encoding == encodingEscaped {
+		set = append(set, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
+	} else {
+		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}})
+	}
+	return append(update, bson.E{Key: "$set", Value: set})
+}
+
 // writeRecord is one atomic upsert whose filter is the unique index, plus one cache write.
 func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, s.keys.record(c.spec.Kind, c.parts))
@@ -135,14 +149,7 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	if c.spec.HasWhen && c.req.When != nil {
 		set = append(set, bson.E{Key: fieldWhen, Value: *c.req.When})
 	}
-	update := bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fieldCreateDate, Value: now}}},
-		{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}}}
-	if p.Encoding == encodingEscaped {
-		set = append(set, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
-	} else {
-		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}})
-	}
-	update = append(update, bson.E{Key: "$set", Value: set})
+	update := upsertUpdate(set, now, p.Encoding)
 	coll := s.opts.Database.Collection(c.spec.Collection)
 	var raw bson.Raw
 	err = retryUpsert(ctx, &s.upsertRetries, func() error {
