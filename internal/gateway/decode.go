@@ -36,18 +36,6 @@ type batchBody struct {
 	Ops []json.RawMessage `json:"ops"`
 }
 
-// readBody reads at most limit bytes of r; a longer body is a 413.
-func readBody(r io.Reader, limit int64) ([]byte, error) {
-	buf, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, apiErrorf(CodeInvalidRequest, "read body: %v", err)
-	}
-	if int64(len(buf)) > limit {
-		return nil, apiErrorf(CodeTooLarge, "request body is larger than %d bytes", limit)
-	}
-	return buf, nil
-}
-
 // DecodeOp parses and validates the body of the ops call: one persist.Request.
 // It never returns a request the store would have to reject for its shape
 // (unknown kind or op, missing, unknown or mistyped key fields, a missing or

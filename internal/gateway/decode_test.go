@@ -122,13 +122,3 @@ func TestDecodeBatch(t *testing.T) {
 		}
 	}
 }
-
-func TestReadBodyLimit(t *testing.T) {
-	if _, err := readBody(strings.NewReader(strings.Repeat("a", 10)), 10); err != nil {
-		t.Fatalf("at the limit: %v", err)
-	}
-	_, err := readBody(strings.NewReader(strings.Repeat("a", 11)), 10)
-	if e := classify(err); e == nil || e.Code != CodeTooLarge {
-		t.Fatalf("over the limit: %v", err)
-	}
-}
