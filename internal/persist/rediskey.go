@@ -35,24 +35,17 @@ func newRedisKeys(prefix string) redisKeys {
 func (k redisKeys) epoch() string { return k.epochName }
 
 // record is the key of one record, from its key values in KindSpec.Key order (+ item).
-func (k redisKeys) record(kind Kind, parts []any) string {
+func (k redisKeys) record(kind Kind, parts []any) string { return k.ofKind("r:", kind, parts) }
+
+// listHashes is the key of the content hashes of a list context (a Redis hash: item id → hash).
+func (k redisKeys) listHashes(kind Kind, parts []any) string { return k.ofKind("h:", kind, parts) }
+
+// ofKind builds P{T}:<tag><kind>:<part>:<part>...
+func (k redisKeys) ofKind(tag string, kind Kind, parts []any) string {
 	var b strings.Builder
 	b.Grow(len(k.base) + 32)
 	b.WriteString(k.base)
-	b.WriteString("r:")
-	b.WriteString(string(kind))
-	for _, p := range parts {
-		b.WriteByte(':')
-		writeKeyPart(&b, p)
-	}
-	return b.String()
-}
-
-// listHashes is the key of the content hashes of a list context (a Redis hash: item id → hash).
-func (k redisKeys) listHashes(kind Kind, parts []any) string {
-	var b strings.Builder
-	b.WriteString(k.base)
-	b.WriteString("h:")
+	b.WriteString(tag)
 	b.WriteString(string(kind))
 	for _, p := range parts {
 		b.WriteByte(':')
