@@ -213,12 +213,14 @@ func (d *fastDecoder) boolean() (bool, bool) {
 }
 
 // rawValue returns a copy of the next value, which must not be null (null takes
-// the general path) and must be valid JSON.
+// the general path) and must be valid JSON. The store's scanner finds its end (it
+// assumes valid JSON), and json.Valid then checks exactly that text.
 func (d *fastDecoder) rawValue() (json.RawMessage, bool) {
 	start := d.i
-	if !d.skipValue(0) || d.b[start] == 'n' {
+	if start >= len(d.b) || d.b[start] == 'n' {
 		return nil, false
 	}
+	d.i = persist.SkipJSONValue(d.b, start)
 	raw := d.b[start:d.i]
 	if !json.Valid(raw) {
 		return nil, false
@@ -243,89 +245,4 @@ func (d *fastDecoder) integer() (int64, bool) {
 	}
 	n, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
 	return n, err == nil
-}
-
-// maxFastDepth bounds the nesting skipValue follows; deeper values take the general path.
-const maxFastDepth = 64
-
-// skipValue moves past one JSON value. It finds the value's end for well-formed
-// input; the caller still checks the value with json.Valid.
-func (d *fastDecoder) skipValue(depth int) bool {
-	if depth > maxFastDepth {
-		return false
-	}
-	switch c := d.peek(); {
-	case c == '{' || c == '[':
-		closer := byte('}')
-		if c == '[' {
-			closer = ']'
-		}
-		d.i++
-		d.space()
-		if d.byte(closer) {
-			return true
-		}
-		for {
-			if c == '{' {
-				if !d.skipString() {
-					return false
-				}
-				d.space()
-				if !d.byte(':') {
-					return false
-				}
-				d.space()
-			}
-			if !d.skipValue(depth + 1) {
-				return false
-			}
-			d.space()
-			if d.byte(closer) {
-				return true
-			}
-			if !d.byte(',') {
-				return false
-			}
-			d.space()
-		}
-	case c == '"':
-		return d.skipString()
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		d.i++
-		for d.i < len(d.b) {
-			switch c := d.b[d.i]; {
-			case c >= '0' && c <= '9', c == '.', c == 'e', c == 'E', c == '+', c == '-':
-				d.i++
-			default:
-				return true
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// skipString moves past a string, escapes included.
-func (d *fastDecoder) skipString() bool {
-	if !d.byte('"') {
-		return false
-	}
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case '"':
-			d.i++
-			return true
-		case '\\':
-			d.i += 2
-		default:
-			d.i++
-		}
-	}
-	return false
 }
