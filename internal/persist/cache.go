@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,26 +18,28 @@ import (
 )
 
 // The cache holds values, not ids, so a hit is one Redis round trip. How it stays
-// coherent (R4):
+// coherent (R4; docs/store.md has the whole argument):
 //
 //   - Versions. Every record document carries a counter that each write increments
-//     in the same atomic upsert. A cached entry is "version|epoch|flag json". Writes
-//     and read-fills go through one Lua script that stores an entry only if the
-//     cached version is lower, so a slow reader that loaded an old document can never
-//     overwrite a newer cached value.
-//   - Epoch. The key P{T}:e holds a random token; every entry embeds the token it
-//     was stored under, and a read fetches the token and the entry with one MGET.
-//     An entry whose token is not the current one is a miss. A flush, an eviction of
-//     the epoch key or a restart without data removes the token and so invalidates
-//     every entry of the tenant at once. A read-fill only stores if the token is still
-//     the one the read saw before it went to MongoDB.
-//   - Run id. The store checks Redis's run_id every HealthInterval; a new run id (a
-//     restart from an old snapshot, a failover to a lagging replica) rotates the token.
-//   - Redis unreachable. Reads are served from MongoDB. Writes commit to MongoDB and
-//     return success (MongoDB is the source of truth); the store marks the cache
-//     suspect, stops using it, and a background loop rotates the token as soon as
-//     Redis answers again, after every write that skipped the cache has finished. So
-//     an entry that missed an update can never be served afterwards.
+//     in the same atomic upsert. A cached entry is "version|epoch|flag json"; scripts
+//     store an entry only if the cached version is lower, so a slow reader that loaded
+//     an old document can never overwrite a newer cached value.
+//   - Pending markers (pending.go). A write marks the entry before its MongoDB commit
+//     and updates it after; a reader that meets a marker goes to MongoDB. A write that
+//     cannot mark does not commit, one that cannot update answers ErrUnavailable.
+//   - Epoch. The key P{T}:e holds "<identity tag>.<random>"; every entry embeds the
+//     epoch it was stored under, and a read fetches the epoch and the entry with one
+//     MGET. An entry of another epoch is a miss, and an epoch of another identity (a
+//     store of another database with the same prefix) is not used at all. Opening a
+//     store rotates the epoch (the cache may have been off, or fronted another
+//     database, or a process died mid-write), so do recovery after Redis failures, a
+//     new Redis run id, and a flush (the epoch is recreated).
+//   - Run id and replicas. Every HealthInterval the store reads INFO from the master
+//     of the tenant's slot: a new run id (restart, failover) rotates the epoch, and
+//     the number of connected replicas sets the WAIT of every mark and update.
+//   - Redis unreachable. Reads are served from MongoDB; writes fail with
+//     ErrUnavailable (they cannot mark); the store marks the cache suspect, stops
+//     reading it, and a background loop rotates the epoch as soon as Redis answers.
 type cache struct {
 	rdb redis.UniversalClient
 	// pipelined sends the hot-path reads (MGET of epoch and entry) while other reads
@@ -50,9 +53,13 @@ type cache struct {
 	timeout        time.Duration
 	interval       time.Duration
 
-	state  atomic.Int32 // cacheOK, cacheSuspect, cacheRecovering
-	skipMu sync.RWMutex // held (read) by writes that skip the cache while suspect
-	wake   chan struct{}
+	// idTag starts every epoch this store creates (from Options.CacheIdentity).
+	idTag string
+	// replicas is the number of connected Redis replicas each mark and update waits for.
+	replicas atomic.Int32
+
+	state atomic.Int32 // cacheOK, cacheSuspect, cacheRecovering
+	wake  chan struct{}
 
 	mu    sync.Mutex
 	runID string
@@ -80,31 +87,6 @@ type entry struct {
 	json    []byte
 }
 
-// setScript stores an entry if its version is newer than the cached one.
-// KEYS: epoch, value. ARGV: mode ("w" write, "f" fill), observed epoch ("" = was
-// missing), new epoch token (used if the epoch is missing), version, flag+json, ttl ms.
-var setScript = redis.NewScript(`
-local e = redis.call('GET', KEYS[1])
-if ARGV[1] == 'f' then
-  if e == false then
-    if ARGV[2] ~= '' then return 0 end
-  elseif e ~= ARGV[2] then
-    return 0
-  end
-end
-if e == false then
-  e = ARGV[3]
-  redis.call('SET', KEYS[1], e)
-end
-local cur = redis.call('GET', KEYS[2])
-if cur then
-  local cv, ce = string.match(cur, '^(%d+)|([^|]*)|')
-  if ce == e and tonumber(cv) >= tonumber(ARGV[4]) then return 0 end
-end
-redis.call('SET', KEYS[2], ARGV[4] .. '|' .. e .. '|' .. ARGV[5], 'PX', ARGV[6])
-return 1
-`)
-
 // newCache returns the cache of one tenant. Under concurrency, reads go through
 // the client's blocking autopipeliner: the commands of concurrent callers leave in
 // one pipeline (one write and one read on the connection instead of one each per
@@ -114,7 +96,7 @@ return 1
 // after the command was sent, so a read issued after a write returned sees that write.
 func newCache(rdb redis.UniversalClient, keys redisKeys, o Options) *cache {
 	c := &cache{rdb: rdb, keys: keys, ttl: o.CacheTTL, timeout: o.CacheTimeout,
-		interval: o.HealthInterval, wake: make(chan struct{}, 1)}
+		interval: o.HealthInterval, wake: make(chan struct{}, 1), idTag: identityTag(o)}
 	if ap, err := rdb.AutoPipeline(); err == nil {
 		c.pipelined = ap
 		c.gate = acquireReadGate(rdb)
@@ -149,6 +131,22 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// identityTag derives the epoch prefix of a store from what its cache fronts.
+func identityTag(o Options) string {
+	id := o.CacheIdentity
+	if id == "" && o.Database != nil {
+		id = o.Database.Name()
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:6]) + "."
+}
+
+// newEpoch returns a fresh epoch of this store's identity.
+func (c *cache) newEpoch() string { return c.idTag + newToken() }
+
+// ours reports whether an epoch was created by a store of the same identity.
+func (c *cache) ours(epoch string) bool { return strings.HasPrefix(epoch, c.idTag) }
+
 // usable reports whether reads may use the cache now.
 func (c *cache) usable() bool { return c.state.Load() == cacheOK }
 
@@ -164,40 +162,37 @@ func (c *cache) markSuspect(err error) {
 	}
 }
 
-// beginWrite is called before a write's MongoDB commit. skip says the write must not
-// touch Redis; done must be called once the commit has finished.
-func (c *cache) beginWrite() (skip bool, done func()) {
-	c.skipMu.RLock()
-	if c.state.Load() == cacheSuspect {
-		return true, c.skipMu.RUnlock
-	}
-	c.skipMu.RUnlock()
-	return false, func() {}
-}
-
 func (c *cache) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.timeout)
 }
 
-// get fetches the epoch and an entry in one MGET. epoch is "" when the epoch key is missing.
+// get fetches the epoch and an entry in one MGET. epoch is "" when the epoch key is
+// missing or belongs to another identity (then the caller must not fill); fence is
+// what a fill must pass on (see pending.go).
 // It sets no timer of its own (a context timer per lookup cost a tenth of a cached
 // read): the lookup is bounded by the caller's context and the Redis client's read
 // timeout, and one timed-out lookup marks the cache suspect, so later reads skip it.
-func (c *cache) get(ctx context.Context, key string) (e entry, epoch string, hit bool, err error) {
+func (c *cache) get(ctx context.Context, key string) (e entry, epoch, fence string, hit bool, err error) {
 	vals, err := c.mget(ctx, c.keys.epoch(), key)
 	if err != nil {
-		return entry{}, "", false, fmt.Errorf("redis mget: %w", err)
+		return entry{}, "", "", false, fmt.Errorf("redis mget: %w", err)
 	}
 	epoch, _ = vals[0].(string)
 	raw, _ := vals[1].(string)
-	if epoch == "" || raw == "" {
-		return entry{}, epoch, false, nil
+	if !c.ours(epoch) {
+		return entry{}, "", "", false, nil
+	}
+	if f, pending := pendingFence(raw); pending {
+		return entry{}, epoch, f, false, nil
+	}
+	if raw == "" {
+		return entry{}, epoch, "", false, nil
 	}
 	e, ep, ok := parseEntry(raw)
 	if !ok || ep != epoch {
-		return entry{}, epoch, false, nil
+		return entry{}, epoch, "", false, nil
 	}
-	return e, epoch, true, nil
+	return e, epoch, "", true, nil
 }
 
 // parseEntry splits "version|epoch|flag json".
@@ -218,26 +213,6 @@ func parseEntry(raw string) (entry, string, bool) {
 	return entry{version: v, flag: raw[j+1], json: []byte(raw[j+2:])}, raw[i+1 : j], true
 }
 
-// put stores e with the set script: a write (observed unused) or a fill (observed = the epoch the read saw).
-func (c *cache) put(ctx context.Context, key string, fill bool, observed string, e entry) error {
-	ctx, cancel := c.opCtx(ctx)
-	defer cancel()
-	mode := "w"
-	if fill {
-		mode = "f"
-	}
-	val := make([]byte, 0, len(e.json)+1)
-	val = append(val, e.flag)
-	val = append(val, e.json...)
-	// Run is EVALSHA, falling back to EVAL after a Redis restart dropped the script.
-	err := setScript.Run(ctx, c.rdb, []string{c.keys.epoch(), key},
-		mode, observed, newToken(), e.version, val, c.ttl.Milliseconds()).Err()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("redis set entry: %w", err)
-	}
-	return nil
-}
-
 // getWindow fetches a cached candle window (immutable, so no version; the epoch still applies).
 func (c *cache) getWindow(ctx context.Context, key string) (json []byte, epoch string, hit bool, err error) {
 	vals, err := c.mget(ctx, c.keys.epoch(), key)
@@ -246,7 +221,10 @@ func (c *cache) getWindow(ctx context.Context, key string) (json []byte, epoch s
 	}
 	epoch, _ = vals[0].(string)
 	raw, _ := vals[1].(string)
-	if epoch == "" || raw == "" {
+	if !c.ours(epoch) {
+		return nil, "", false, nil
+	}
+	if raw == "" {
 		return nil, epoch, false, nil
 	}
 	e, ep, ok := parseEntry(raw)
@@ -259,7 +237,7 @@ func (c *cache) getWindow(ctx context.Context, key string) (json []byte, epoch s
 // putWindow caches a complete candle window under the epoch the read saw.
 func (c *cache) putWindow(ctx context.Context, key, epoch string, json []byte) error {
 	if epoch == "" {
-		return nil // no epoch yet: the next record write or fill creates one
+		return nil // no epoch of this store yet: writes, start and recovery create one
 	}
 	ctx, cancel := c.opCtx(ctx)
 	defer cancel()
@@ -275,68 +253,116 @@ func (c *cache) putWindow(ctx context.Context, key, epoch string, json []byte) e
 	return nil
 }
 
-// start prepares the cache at Init: loads the script, makes sure an epoch exists and
-// learns the run id. A failure only marks the cache suspect: reads work without it.
+// start prepares the cache at Init: loads the scripts, rotates the epoch (the cache
+// may have been off, fronted another database, or a process may have died between a
+// commit and its update) and learns the run id and the replicas. A failure only marks
+// the cache suspect: reads work without it, and recovery rotates later.
 func (c *cache) start(ctx context.Context) {
-	ctx, cancel := c.opCtx(ctx)
-	defer cancel()
-	if err := setScript.Load(ctx, c.rdb).Err(); err != nil {
-		c.markSuspect(fmt.Errorf("redis script load: %w", err))
-		return
-	}
-	if err := c.rdb.SetNX(ctx, c.keys.epoch(), newToken(), 0).Err(); err != nil {
-		c.markSuspect(fmt.Errorf("redis epoch: %w", err))
-		return
-	}
-	if id, err := c.fetchRunID(ctx); err == nil {
-		c.mu.Lock()
-		c.runID = id
-		c.mu.Unlock()
+	if err := c.rotate(ctx); err != nil {
+		c.markSuspect(err)
 	}
 }
 
-// fetchRunID reads run_id from INFO server ("" on Redis Cluster's multi-node answer).
-func (c *cache) fetchRunID(ctx context.Context) (string, error) {
-	info, err := c.rdb.Info(ctx, "server").Result()
-	if err != nil {
-		return "", fmt.Errorf("redis info: %w", err)
+// server is what the health check learns from INFO on the master of the tenant's slot.
+type server struct {
+	runID    string
+	replicas int
+}
+
+// info reads INFO from the master that holds the tenant's keys (on Redis Cluster the
+// master of their hash slot, so a failover of that slot changes the run id).
+func (c *cache) info(ctx context.Context) (server, error) {
+	var cmd *redis.StringCmd
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, c.keys.epoch())
+		if err != nil {
+			return server{}, fmt.Errorf("redis cluster master: %w", err)
+		}
+		cmd = node.Info(ctx)
+	} else {
+		cmd = c.rdb.Info(ctx)
 	}
-	for _, line := range strings.Split(info, "\n") {
+	text, err := cmd.Result()
+	if err != nil {
+		return server{}, fmt.Errorf("redis info: %w", err)
+	}
+	return parseInfo(text), nil
+}
+
+// parseInfo reads run_id and connected_slaves from an INFO answer.
+func parseInfo(text string) server {
+	var s server
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
 		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
-			return strings.TrimSpace(v), nil
+			s.runID = v
+		} else if v, ok := strings.CutPrefix(line, "connected_slaves:"); ok {
+			s.replicas, _ = strconv.Atoi(v)
 		}
 	}
-	return "", nil
+	return s
 }
 
-// rotate replaces the epoch token, invalidating every entry of the tenant.
+// rotate replaces the epoch token, invalidating every entry of the tenant (markers
+// stay: they are honoured under any epoch), and relearns the server.
 func (c *cache) rotate(ctx context.Context) error {
 	ctx, cancel := c.opCtx(ctx)
 	defer cancel()
-	if err := setScript.Load(ctx, c.rdb).Err(); err != nil {
-		return fmt.Errorf("redis script load: %w", err)
-	}
-	if err := c.rdb.Set(ctx, c.keys.epoch(), newToken(), 0).Err(); err != nil {
-		return fmt.Errorf("redis rotate epoch: %w", err)
-	}
-	id, err := c.fetchRunID(ctx)
+	srv, err := c.info(ctx)
 	if err != nil {
 		return err
 	}
+	c.replicas.Store(int32(srv.replicas))
+	for _, s := range []*redis.Script{markScript, updateScript, fillScript} {
+		if err := s.Load(ctx, c.rdb).Err(); err != nil {
+			return fmt.Errorf("redis script load: %w", err)
+		}
+	}
+	if err := c.setEpoch(ctx, c.newEpoch(), false); err != nil {
+		return fmt.Errorf("redis rotate epoch: %w", err)
+	}
 	c.mu.Lock()
-	c.runID = id
+	c.runID = srv.runID
 	c.mu.Unlock()
 	return nil
 }
 
-// recover brings a suspect cache back: no new write may skip the cache, every write
-// that did has finished, then the epoch is rotated.
+// setEpoch sets the epoch (only if missing with nx), waiting for the replicas.
+func (c *cache) setEpoch(ctx context.Context, epoch string, nx bool) error {
+	n := int(c.replicas.Load())
+	var via redis.Cmdable = c.rdb
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok && n > 0 {
+		node, err := cc.MasterForKey(ctx, c.keys.epoch())
+		if err != nil {
+			return err
+		}
+		via = node
+	}
+	pipe := via.Pipeline()
+	if nx {
+		pipe.SetNX(ctx, c.keys.epoch(), epoch, 0)
+	} else {
+		pipe.Set(ctx, c.keys.epoch(), epoch, 0)
+	}
+	var w *redis.Cmd
+	if n > 0 {
+		w = queueWait(ctx, pipe, n, c.timeout*4/5)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	if w != nil {
+		return checkWait(w, n)
+	}
+	return nil
+}
+
+// recover brings a suspect cache back: the epoch is rotated, so nothing cached
+// before (or while this store could not see Redis) is served again.
 func (c *cache) recover(ctx context.Context) bool {
 	if !c.state.CompareAndSwap(cacheSuspect, cacheRecovering) {
 		return c.state.Load() == cacheOK
 	}
-	c.skipMu.Lock()
-	c.skipMu.Unlock() //nolint:staticcheck // barrier: waits for writes that skipped the cache
 	if err := c.rotate(ctx); err != nil {
 		c.markSuspect(err)
 		return false
@@ -344,26 +370,37 @@ func (c *cache) recover(ctx context.Context) bool {
 	return c.state.CompareAndSwap(cacheRecovering, cacheOK)
 }
 
-// checkRunID rotates the epoch when Redis has a new run id.
+// checkRunID is the periodic health check: a new run id of the tenant's master
+// rotates the epoch, the replica count is relearned, and a missing epoch (a flush,
+// an eviction) or one of another identity is replaced.
 func (c *cache) checkRunID(ctx context.Context) {
 	cctx, cancel := c.opCtx(ctx)
-	id, err := c.fetchRunID(cctx)
-	cancel()
+	defer cancel()
+	srv, err := c.info(cctx)
 	if err != nil {
 		c.markSuspect(err)
 		return
 	}
 	c.mu.Lock()
 	old := c.runID
+	if old == "" {
+		c.runID = srv.runID
+	}
 	c.mu.Unlock()
-	if old != "" && id != "" && id != old {
-		c.markSuspect(fmt.Errorf("redis run id changed from %s to %s", old, id))
+	if old != "" && srv.runID != "" && srv.runID != old {
+		c.markSuspect(fmt.Errorf("redis run id changed from %s to %s", old, srv.runID))
 		return
 	}
-	if old == "" {
-		c.mu.Lock()
-		c.runID = id
-		c.mu.Unlock()
+	c.replicas.Store(int32(srv.replicas))
+	epoch, err := c.rdb.Get(cctx, c.keys.epoch()).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		err = c.setEpoch(cctx, c.newEpoch(), true)
+	case err == nil && !c.ours(epoch):
+		err = c.setEpoch(cctx, c.newEpoch(), false)
+	}
+	if err != nil {
+		c.markSuspect(fmt.Errorf("redis epoch: %w", err))
 	}
 }
 
@@ -428,62 +465,4 @@ func (c *cache) health() CacheHealth {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return CacheHealth{Enabled: true, InUse: c.state.Load() == cacheOK, LastErr: c.lastErr}
-}
-
-// listEpochField is the field of a list-hash key that holds the epoch it was built
-// under; item ids are never empty, so it cannot collide with one.
-const listEpochField = ""
-
-// listHashes fetches the stored content hashes of ids in one pipelined round trip.
-// ok is false when the hash key is missing or was built under another epoch; then
-// the caller asks MongoDB. hashes holds only the ids that are stored.
-func (c *cache) listHashes(ctx context.Context, key string, ids []string) (hashes map[string]string, epoch string, ok bool, err error) {
-	ctx, cancel := c.opCtx(ctx)
-	defer cancel()
-	fields := make([]string, 0, len(ids)+1)
-	fields = append(fields, listEpochField)
-	fields = append(fields, ids...)
-	pipe := c.rdb.Pipeline()
-	eg := pipe.Get(ctx, c.keys.epoch())
-	hm := pipe.HMGet(ctx, key, fields...)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, "", false, fmt.Errorf("redis list hashes: %w", err)
-	}
-	epoch = eg.Val()
-	vals := hm.Val()
-	if epoch == "" || len(vals) != len(fields) {
-		return nil, epoch, false, nil
-	}
-	if e, _ := vals[0].(string); e != epoch {
-		return nil, epoch, false, nil
-	}
-	hashes = make(map[string]string, len(ids))
-	for i, id := range ids {
-		if h, ok := vals[i+1].(string); ok {
-			hashes[id] = h
-		}
-	}
-	return hashes, epoch, true, nil
-}
-
-// storeListHashes records content hashes after a list write; reset rebuilds the key
-// from scratch (it was missing or from another epoch).
-func (c *cache) storeListHashes(ctx context.Context, key, epoch string, reset bool, hashes map[string]string) error {
-	ctx, cancel := c.opCtx(ctx)
-	defer cancel()
-	args := make([]any, 0, 2*len(hashes)+2)
-	args = append(args, listEpochField, epoch)
-	for id, h := range hashes {
-		args = append(args, id, h)
-	}
-	pipe := c.rdb.Pipeline()
-	if reset {
-		pipe.Del(ctx, key)
-	}
-	pipe.HSet(ctx, key, args...)
-	pipe.PExpire(ctx, key, c.ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redis store list hashes: %w", err)
-	}
-	return nil
 }

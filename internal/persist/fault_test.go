@@ -42,7 +42,9 @@ func stateValue(n int) string {
 	return string(mustJSON(map[string]any{"id": "x", "data": n, "when": 1}))
 }
 
-// Redis killed: reads and writes keep working on MongoDB. Restarted empty: the cache
+// Redis killed: reads keep working on MongoDB; writes fail with ErrUnavailable and
+// change nothing (they cannot mark the cache other replicas may be reading), except
+// list writes that change nothing. Restarted empty: writes work again, the cache
 // comes back into use and serves the latest values.
 func TestRedisKilledAndRestarted(t *testing.T) {
 	r := ownRedis(t)
@@ -56,33 +58,47 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	rows := func(status string) []byte {
 		return mustJSON([]any{fxStorageRow("r1", 1, status), fxStorageRow("r2", 2, "opened")})
 	}
+	status := func() any {
+		return listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: listKey}).Value)["r1"]["status"]
+	}
 	write(1)
 	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")}) // hashes cached
 	assertJSON(t, "cached", f.do(read).Value, stateValue(1))
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")})
+	if err := f.doErr(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("changing list write with Redis down: %v, want ErrUnavailable", err)
+	}
+	if got := status(); got != "opened" {
+		t.Fatalf("a list write that failed changed MongoDB: r1 %v", got)
+	}
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")}) // unchanged: nothing to mark
 	assertJSON(t, "read with Redis down", f.do(read).Value, stateValue(1))
-	write(2) // the documented policy: a write succeeds on MongoDB alone
-	assertJSON(t, "read of a write made while Redis was down", f.do(read).Value, stateValue(2))
+	if err := f.doErr(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write with Redis down: %v, want ErrUnavailable", err)
+	}
+	assertJSON(t, "a write that failed changed nothing", f.do(read).Value, stateValue(1))
 	if f.store.CacheHealth().InUse {
 		t.Fatal("cache still in use with Redis down")
 	}
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "writes work again", 10*time.Second, func() bool {
+		return f.doErr(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}) == nil
+	})
 	eventually(t, "cache back in use", 10*time.Second, func() bool { return f.store.CacheHealth().InUse })
 	assertJSON(t, "read after restart", f.do(read).Value, stateValue(2))
-	if got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: listKey}).Value); got["r1"]["status"] != "closed" {
-		t.Fatalf("list write made while Redis was down was lost: %v", got["r1"])
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")})
+	if got := status(); got != "closed" {
+		t.Fatalf("list write after the restart lost: r1 %v", got)
 	}
-	// the list hashes cached before the outage are not trusted: writing the old rows
-	// back must reach MongoDB
 	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")})
-	if got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: listKey}).Value); got["r1"]["status"] != "opened" {
-		t.Fatalf("write after the outage skipped as unchanged: %v", got["r1"])
+	if got := status(); got != "opened" {
+		t.Fatalf("write back to the old rows skipped as unchanged: r1 %v", got)
 	}
+	assertJSON(t, "read after restart", f.do(read).Value, stateValue(2))
 	c := f.counted(func() { assertJSON(t, "cached read after restart", f.do(read).Value, stateValue(2)) })
 	if c.Mongo != 0 {
 		t.Fatalf("read after restart not served by the cache (%d MongoDB commands)", c.Mongo)
@@ -203,8 +219,9 @@ func TestMongoStoppedAndRestarted(t *testing.T) {
 }
 
 // Concurrent reads share Redis pipelines. Killing Redis under them fails no read
-// (they fall back to MongoDB) and no read is stale, including reads of writes made
-// during the outage; after the restart the reads are pipelined again.
+// (they fall back to MongoDB) and no read is stale; a write during the outage fails
+// and changes nothing; after the restart the reads are pipelined again and see the
+// writes made then.
 func TestConcurrentReadsThroughRedisOutage(t *testing.T) {
 	r := ownRedis(t)
 	f := newFixture(t, storeConfig{cache: true, redis: r, mutate: func(o *Options) { o.HealthInterval = 100 * time.Millisecond }})
@@ -275,9 +292,11 @@ func TestConcurrentReadsThroughRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	progress("reads with Redis down")
-	writeAll(2)
-	floor.Store(2)
-	progress("reads of writes made while Redis was down")
+	if err := f.doErr(Request{Kind: KindState, Op: OpWrite, Key: keys[0], Value: []byte(stateValue(2))}); !errors.Is(err, ErrUnavailable) {
+		close(stop)
+		t.Fatalf("write with Redis down: %v, want ErrUnavailable", err)
+	}
+	progress("reads after a write that failed")
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -70,35 +71,35 @@ func (s *Store) parseListItems(value []byte) ([]listItem, error) {
 	return items, nil
 }
 
-// writeList stores the new and changed items of a list write.
+// writeList stores the new and changed items of a list write. With the cache on,
+// changed items are first removed from the list hash (listhash.go): a write that
+// cannot do so does not commit.
 func (s *Store) writeList(ctx context.Context, c *call) error {
 	if len(c.items) == 0 {
 		return nil
 	}
-	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, s.keys.record(c.spec.Kind, c.parts))
+	release, err := s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+s.keys.record(c.spec.Kind, c.parts))
 	if err != nil {
 		return err
 	}
 	defer release()
-	defer func() { done() }()
-	useCache := !skip && s.cache.usable()
 	ids := make([]string, len(c.items))
 	for i, it := range c.items {
 		ids[i] = it.id
 	}
-	hkey, epoch := "", ""
-	var stored map[string]string
-	known := false
-	if useCache {
+	hkey := ""
+	var st listState
+	if s.cache != nil {
 		hkey = s.keys.listHashes(c.spec.Kind, c.parts)
-		var err error
-		stored, epoch, known, err = s.cache.listHashes(ctx, hkey, ids)
-		if err != nil {
-			s.cache.markSuspect(err)
-			useCache = false
+		if s.cache.usable() {
+			if st, err = s.cache.listLookup(ctx, hkey, ids); err != nil {
+				s.cache.markSuspect(err)
+				st = listState{}
+			}
 		}
 	}
-	if !known {
+	stored := st.hashes
+	if !st.known {
 		if stored, err = s.storedHashes(ctx, c, ids); err != nil {
 			return err
 		}
@@ -110,31 +111,44 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 			todo = append(todo, it)
 		}
 	}
-	if err := s.writeListItems(ctx, c, todo); err != nil {
-		return err
+	if s.cache == nil || (st.known && len(todo) == 0) {
+		return s.writeListItems(ctx, c, todo)
 	}
-	done()
-	done = func() {}
-	if !useCache || epoch == "" || (known && len(todo) == 0) {
-		return nil
+	token, gen := "", st.gen
+	if len(todo) > 0 {
+		changed := make([]string, len(todo))
+		for i, it := range todo {
+			changed[i] = it.id
+		}
+		token = newToken()
+		if gen, err = s.cache.listMark(ctx, hkey, token, changed); err != nil {
+			s.cache.markSuspect(err)
+			return fmt.Errorf("%w: %s write: not written: %v", ErrUnavailable, c.spec.Kind, err)
+		}
+	}
+	if err := s.writeListItems(ctx, c, todo); err != nil {
+		return err // the changed items' fields are gone: nothing is skipped wrongly
+	}
+	if st.epoch == "" || !s.cache.usable() {
+		if token == "" {
+			return nil
+		}
+		gen = "-" // remove the token, store nothing
 	}
 	// Record what is stored now: the new hashes of written items, and for insert-only
 	// kinds the stored hashes of the items that were already there.
 	now := make(map[string]string, len(c.items))
-	for _, it := range c.items {
-		if h, ok := stored[it.id]; ok && c.spec.InsertOnly {
-			now[it.id] = h
-		} else {
-			now[it.id] = it.hash
+	if gen != "-" {
+		for _, it := range c.items {
+			if h, ok := stored[it.id]; ok && c.spec.InsertOnly {
+				now[it.id] = h
+			} else {
+				now[it.id] = it.hash
+			}
 		}
 	}
-	if !known {
-		for id, h := range stored {
-			now[id] = h
-		}
-	}
-	if err := s.cache.storeListHashes(ctx, hkey, epoch, !known, now); err != nil {
-		s.cache.markSuspect(err)
+	if err := s.cache.listStore(ctx, hkey, token, gen, st.epoch, !st.known, now); err != nil {
+		s.cache.markSuspect(err) // acknowledged: the changed items' fields are absent
 	}
 	return nil
 }

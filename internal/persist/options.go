@@ -27,6 +27,10 @@ type Options struct {
 	Redis redis.UniversalClient
 	// KeyPrefix starts every Redis key of the tenant.
 	KeyPrefix string
+	// CacheIdentity names what the cache fronts (the MongoDB endpoint and database);
+	// "" means the database name. Stores of different identities that share a
+	// KeyPrefix never serve each other's entries. It is hashed, never stored as is.
+	CacheIdentity string
 	// CacheTTL is the expiry of cached values; 0 means DefaultCacheTTL.
 	CacheTTL time.Duration
 	// OpTimeout bounds one operation (MongoDB and Redis together); 0 means DefaultOpTimeout.

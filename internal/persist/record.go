@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -28,19 +29,23 @@ const (
 // MongoDB findOne (plus one cache fill).
 func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 	key := ""
-	observed := ""
+	observed, fence := "", ""
 	useCache := s.cache != nil && s.cache.usable()
 	if useCache {
 		key = s.keys.record(c.spec.Kind, c.parts)
-		e, epoch, hit, err := s.cache.get(ctx, key)
+		e, epoch, f, hit, err := s.cache.get(ctx, key)
 		switch {
 		case err != nil:
 			s.cache.markSuspect(err)
 			useCache = false
+		case !s.cache.usable():
+			// marked suspect while the lookup was in flight (a new Redis run noticed
+			// on connect, a failure seen by another call): do not trust the answer
+			useCache = false
 		case hit:
 			return recordResult(c, e), true, nil
 		default:
-			observed = epoch
+			observed, fence = epoch, f
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
@@ -60,7 +65,7 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 		if s.afterLoad != nil {
 			s.afterLoad(key)
 		}
-		if err := s.cache.put(ctx, key, true, observed, e); err != nil {
+		if err := s.cache.fill(ctx, key, observed, fence, e); err != nil {
 			s.cache.markSuspect(err)
 		}
 	}
@@ -128,9 +133,11 @@ func upsertUpdate(set bson.D, now time.Time, encoding int) bson.D {
 	return append(update, bson.E{Key: "$set", Value: set})
 }
 
-// writeRecord is one atomic upsert whose filter is the unique index, plus one cache write.
+// writeRecord is one atomic upsert whose filter is the unique index, between the
+// cache's mark and update (pending.go).
 func (s *Store) writeRecord(ctx context.Context, c *call) error {
-	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, s.keys.record(c.spec.Kind, c.parts))
+	key := s.keys.record(c.spec.Kind, c.parts)
+	release, token, err := s.beginKeyWrite(ctx, c, key)
 	if err != nil {
 		return err
 	}
@@ -158,29 +165,23 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 			bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
 		return err
 	})
-	done()
 	if err != nil {
+		s.abortKeyWrite(ctx, key, token)
 		return wrapMongo(c, "upsert", err)
-	}
-	if skip {
-		return nil
 	}
 	e := entry{version: docInt(bsoncore.Document(raw), fieldVersion), flag: flagPresent,
 		json: appendJSON(nil, p.Value, p.Encoding == encodingEscaped)}
 	if removed {
 		e.flag = flagRemoved
 	}
-	if err := s.cache.put(ctx, s.keys.record(c.spec.Kind, c.parts), false, "", e); err != nil {
-		s.cache.markSuspect(err)
-	}
-	return nil
+	return s.endKeyWrite(ctx, c, key, token, e)
 }
 
 // removeRecord soft-deletes (Measure, Interval, Memory): removed=true on the document
 // and inside the payload, as @backtest-kit/mongo does. Absent records stay absent.
 func (s *Store) removeRecord(ctx context.Context, c *call) error {
 	key := s.keys.record(c.spec.Kind, c.parts)
-	release, skip, done, err := s.beginKeyWrite(ctx, c.spec.Kind, key)
+	release, token, err := s.beginKeyWrite(ctx, c, key)
 	if err != nil {
 		return err
 	}
@@ -193,20 +194,14 @@ func (s *Store) removeRecord(ctx context.Context, c *call) error {
 	}
 	raw, err := s.findAndModify(ctx, s.opts.Database.Collection(c.spec.Collection), c.mongoFilter(), update, false,
 		recordProjection(c.spec))
-	done()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
+		return s.endKeyWrite(ctx, c, key, token, entry{flag: flagAbsent})
 	}
 	if err != nil {
+		s.abortKeyWrite(ctx, key, token)
 		return wrapMongo(c, "soft delete", err)
 	}
-	if skip {
-		return nil
-	}
-	if err := s.cache.put(ctx, key, false, "", entryFromDoc(c.spec, bsoncore.Document(raw))); err != nil {
-		s.cache.markSuspect(err)
-	}
-	return nil
+	return s.endKeyWrite(ctx, c, key, token, entryFromDoc(c.spec, bsoncore.Document(raw)))
 }
 
 // listRecords lists the live (not removed) records of a bucket: Measure and Interval
@@ -304,18 +299,45 @@ func (s *Store) findAndModify(ctx context.Context, coll *mongo.Collection, filte
 	return raw, err
 }
 
-// beginKeyWrite serializes writes of one key inside the process and registers the
-// write with the cache. release ends the serialization; done must be called once the
-// MongoDB write has finished (the cache's recovery waits for writes that skipped it);
-// skipCache reports that the cache is suspect and must not be written.
-func (s *Store) beginKeyWrite(ctx context.Context, kind Kind, key string) (release func(), skipCache bool, done func(), err error) {
-	release, err = s.locks.lock(ctx, string(kind)+"\x00"+key)
+// beginKeyWrite serializes writes of one key inside the process and, with the cache
+// on, marks the key pending in Redis before the commit. A mark that fails means the
+// write must not commit: the error wraps ErrUnavailable and the cache is suspect.
+// release ends the serialization; token is "" without the cache.
+func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release func(), token string, err error) {
+	release, err = s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+key)
 	if err != nil {
-		return nil, false, nil, err
+		return nil, "", err
 	}
 	if s.cache == nil {
-		return release, true, func() {}, nil
+		return release, "", nil
 	}
-	skipCache, done = s.cache.beginWrite()
-	return release, skipCache, done, nil
+	token, err = s.cache.mark(ctx, key)
+	if err != nil {
+		release()
+		s.cache.markSuspect(err)
+		return nil, "", fmt.Errorf("%w: %s %s: not written: %v", ErrUnavailable, c.spec.Kind, c.req.Op, err)
+	}
+	return release, token, nil
+}
+
+// endKeyWrite stores a committed write's entry and removes its marker. If that
+// fails the marker stays (readers go to MongoDB) and the write answers
+// ErrUnavailable: it may have been applied, and a retry (an idempotent overwrite)
+// is safe.
+func (s *Store) endKeyWrite(ctx context.Context, c *call, key, token string, e entry) error {
+	if s.cache == nil {
+		return nil
+	}
+	if err := s.cache.update(ctx, key, token, e); err != nil {
+		s.cache.markSuspect(err)
+		return fmt.Errorf("%w: %s %s: may have been applied, retry: %v", ErrUnavailable, c.spec.Kind, c.req.Op, err)
+	}
+	return nil
+}
+
+// abortKeyWrite ends a write whose commit failed (or may have happened).
+func (s *Store) abortKeyWrite(ctx context.Context, key, token string) {
+	if s.cache != nil {
+		s.cache.abort(ctx, key, token)
+	}
 }

@@ -17,10 +17,18 @@ func TestRoundTrips(t *testing.T) {
 	read := Request{Kind: KindSignal, Op: OpRead, Key: key}
 	f.do(write) // warm: collection, script
 
-	t.Run("single write = 1 MongoDB + 1 Redis", func(t *testing.T) {
+	t.Run("single write = 1 MongoDB + 2 Redis (mark, update)", func(t *testing.T) {
 		c := f.counted(func() { f.do(write) })
-		if c.Mongo != 1 || c.Redis != 1 {
-			t.Fatalf("write cost %d MongoDB (%v) + %d Redis, want 1 + 1", c.Mongo, c.MongoByCmd, c.Redis)
+		if c.Mongo != 1 || c.Redis != 2 {
+			t.Fatalf("write cost %d MongoDB (%v) + %d Redis, want 1 + 2", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+	})
+	t.Run("soft delete = 1 MongoDB + 2 Redis (mark, update)", func(t *testing.T) {
+		mk := keyOf("signalId", "s", "bucketName", "b", "memoryId", "m")
+		f.do(Request{Kind: KindMemory, Op: OpWrite, Key: mk, Value: json.RawMessage(fxMemory)})
+		c := f.counted(func() { f.do(Request{Kind: KindMemory, Op: OpRemove, Key: mk}) })
+		if c.Mongo != 1 || c.Redis != 2 {
+			t.Fatalf("soft delete cost %d MongoDB (%v) + %d Redis, want 1 + 2", c.Mongo, c.MongoByCmd, c.Redis)
 		}
 	})
 	t.Run("cached read = 1 Redis + 0 MongoDB", func(t *testing.T) {
@@ -83,8 +91,8 @@ func TestRoundTrips(t *testing.T) {
 		}
 		rows[7] = fxStorageRow("sig-007", 10_000, "closed")
 		c = f.counted(func() { f.do(Request{Kind: KindStorage, Op: OpWrite, Key: lk, Value: mustJSON(rows)}) })
-		if c.MongoWrite != 1 || c.Mongo != 1 || c.Redis != 2 {
-			t.Fatalf("one changed row cost %d MongoDB commands (%v) and %d Redis, want 1 bulk write and 2 Redis", c.Mongo, c.MongoByCmd, c.Redis)
+		if c.MongoWrite != 1 || c.Mongo != 1 || c.Redis != 3 {
+			t.Fatalf("one changed row cost %d MongoDB commands (%v) and %d Redis, want 1 bulk write and 3 Redis (hashes, mark, update)", c.Mongo, c.MongoByCmd, c.Redis)
 		}
 		got := listByID(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: lk}).Value)
 		if len(got) != 500 || got["sig-007"]["status"] != "closed" {
