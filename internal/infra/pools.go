@@ -12,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/backtestpersistence/operator/internal/persist"
 )
 
 // PoolOptions tune the clients Pools creates. Zero values take the defaults.
@@ -165,7 +167,22 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 		// A refused dial is reported at once; the next health check or request dials again.
 		uo.DialerRetries = 1
 	}
+	// Every new connection checks Redis's run id, so the stores on this client notice a
+	// restart or failover before serving from it (persist.ConnGuard).
+	perNode := uo.IsClusterMode || uo.RouteByLatency || uo.RouteRandomly || (uo.MasterName == "" && len(uo.Addrs) > 1)
+	guard := persist.NewConnGuard(perNode)
+	if prev := uo.OnConnect; prev != nil {
+		uo.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+			if err := prev(ctx, cn); err != nil {
+				return err
+			}
+			return guard.OnConnect(ctx, cn)
+		}
+	} else {
+		uo.OnConnect = guard.OnConnect
+	}
 	c := redis.NewUniversalClient(uo)
+	guard.Attach(c)
 	pc, release := p.insert(key, &pooledClient{redis: c})
 	if pc.redis != c {
 		p.close(&pooledClient{redis: c})
@@ -243,6 +260,7 @@ func (p *Pools) close(pc *pooledClient) {
 		}
 	}
 	if pc.redis != nil {
+		persist.DetachConnGuard(pc.redis)
 		if err := pc.redis.Close(); err != nil {
 			p.opts.Log.V(1).Info("closing redis client", "error", err.Error())
 		}

@@ -46,6 +46,8 @@ type cache struct {
 	// on the same client are in flight (gate counts them); see newCache.
 	pipelined redis.Cmdable
 	gate      *readGate
+	// guard, when the client has one, checks the run id of every new connection.
+	guard *ConnGuard
 	// pipelinedReads counts the reads that went through pipelined (tests).
 	pipelinedReads atomic.Uint64
 	keys           redisKeys
@@ -101,6 +103,9 @@ func newCache(rdb redis.UniversalClient, keys redisKeys, o Options) *cache {
 		c.pipelined = ap
 		c.gate = acquireReadGate(rdb)
 	}
+	if c.guard = guardOf(rdb); c.guard != nil {
+		c.guard.add(c)
+	}
 	return c
 }
 
@@ -108,6 +113,9 @@ func newCache(rdb redis.UniversalClient, keys redisKeys, o Options) *cache {
 func (c *cache) close() {
 	if c.gate != nil {
 		releaseReadGate(c.rdb)
+	}
+	if c.guard != nil {
+		c.guard.remove(c)
 	}
 }
 

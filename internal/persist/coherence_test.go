@@ -318,3 +318,98 @@ func TestListHashRebuiltByAChangingWrite(t *testing.T) {
 		t.Fatalf("write back skipped as unchanged: r1 %v", got)
 	}
 }
+
+// A writer that died between its commit and its update leaves its marker: readers
+// go to MongoDB while it lives (and fill nothing), and once it has expired the entry
+// is refilled from MongoDB, never restored to the value cached before the write.
+func TestMarkerOfADeadWriter(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	ctx := t.Context()
+	key := keyOf("signalId", "coh", "bucketName", "dead")
+	read := Request{Kind: KindState, Op: OpRead, Key: key}
+	f.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(1))})
+	assertJSON(t, "cached", f.do(read).Value, stateValue(1))
+
+	rkey := f.store.keys.record(KindState, []any{"coh", "dead"})
+	if _, err := f.store.cache.mark(ctx, rkey); err != nil {
+		t.Fatal(err)
+	}
+	direct := newFixture(t, storeConfig{cache: false, dbName: f.db.Name()})
+	direct.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}) // the commit; no update follows
+	for i := 0; i < 3; i++ {
+		c := f.counted(func() { assertJSON(t, "read while the marker lives", f.do(read).Value, stateValue(2)) })
+		if c.Mongo != 1 {
+			t.Fatalf("read while the marker lives cost %d MongoDB commands, want 1 (no fill)", c.Mongo)
+		}
+	}
+	// the marker expires (its expiry moved into the past)
+	raw, err := f.rclient.Get(ctx, rkey).Result()
+	if err != nil || !strings.HasPrefix(raw, "!") {
+		t.Fatalf("marker: %q, %v", short(raw), err)
+	}
+	eq := strings.IndexByte(raw, '=')
+	end := strings.IndexByte(raw[1:], '!') + 1
+	expired := raw[:eq+1] + "1" + raw[end:]
+	if err := f.rclient.Set(ctx, rkey, expired, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		assertJSON(t, "read after the marker expired", f.do(read).Value, stateValue(2))
+	}
+	c := f.counted(func() { assertJSON(t, "cached again", f.do(read).Value, stateValue(2)) })
+	if c.Mongo != 0 {
+		t.Fatalf("entry not refilled after the marker expired (%d MongoDB commands)", c.Mongo)
+	}
+}
+
+func TestPendingFence(t *testing.T) {
+	for _, tc := range []struct {
+		raw, fence string
+		pending    bool
+	}{
+		{"", "", false},
+		{"3|e|p{}", "", false},
+		{"!a=1!", fencePending, true},
+		{"!a=1,b=2!3|e|p{}", fencePending, true},
+		{"!!#n0nce", "n0nce", true},
+		{"!!", fencePending, true},
+	} {
+		f, p := pendingFence(tc.raw)
+		if f != tc.fence || p != tc.pending {
+			t.Errorf("pendingFence(%q) = %q, %v; want %q, %v", tc.raw, f, p, tc.fence, tc.pending)
+		}
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	s := parseInfo("# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")
+	if s.runID != "abc123" || s.replicas != 2 {
+		t.Fatalf("parseInfo = %+v", s)
+	}
+	if got := laddrOf("id=3 addr=127.0.0.1:5000 laddr=127.0.0.1:7001 fd=8 name="); got != "127.0.0.1:7001" {
+		t.Fatalf("laddrOf = %q", got)
+	}
+}
+
+// The connection guard accepts the first run id of a node, reports a change, and
+// marks the caches on its client suspect.
+func TestConnGuardCheck(t *testing.T) {
+	g := NewConnGuard(true)
+	c := &cache{wake: make(chan struct{}, 1)}
+	g.add(c)
+	if g.check("n1", "r1") {
+		t.Fatal("a first run id is not a change")
+	}
+	if g.check("n2", "r2") {
+		t.Fatal("another node's first run id is not a change")
+	}
+	if g.check("n1", "r1") || !c.usable() {
+		t.Fatalf("same run id: usable %v", c.usable())
+	}
+	if !g.check("n1", "r9") || c.usable() {
+		t.Fatalf("changed run id not reported: usable %v", c.usable())
+	}
+	if g.check("n1", "r9") {
+		t.Fatal("the new run id is accepted once reported")
+	}
+}

@@ -112,10 +112,11 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 }
 
 // Redis restarts with an old snapshot (or a lagging replica takes over): the new run
-// id invalidates every entry, so the old value is not served.
+// id, noticed on the first new connection, invalidates every entry, so the old value
+// is never served, not even once before the periodic check.
 func TestRedisRestoredFromOldSnapshot(t *testing.T) {
 	r := ownRedis(t)
-	// The periodic check is slowed down so that the test decides when it runs.
+	// The periodic check is slowed down so that only the connection check can notice.
 	f := newFixture(t, storeConfig{cache: true, redis: r, mutate: func(o *Options) { o.HealthInterval = time.Hour }})
 	key := keyOf("signalId", "fault", "bucketName", "snapshot")
 	read := Request{Kind: KindState, Op: OpRead, Key: key}
@@ -146,16 +147,16 @@ func TestRedisRestoredFromOldSnapshot(t *testing.T) {
 	if err := admin.RestoreReplace(ctx, valKey, 0, oldVal).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// Until the run id is checked the old snapshot is indistinguishable from live data
-	// (the window HealthInterval bounds): the test proves it can see a stale read.
-	assertJSON(t, "stale read before the check", f.do(read).Value, stateValue(1))
-	f.store.cache.checkRunID(ctx)
-	eventually(t, "the store notices the new Redis run", 10*time.Second, func() bool {
-		res, err := f.store.Do(ctx, read)
-		return err == nil && jsonEqual(res.Value, []byte(stateValue(2))) && f.store.CacheHealth().InUse
-	})
 	for i := 0; i < 3; i++ {
 		assertJSON(t, "read after the restore", f.do(read).Value, stateValue(2))
+	}
+	eventually(t, "the cache is back in use", 10*time.Second, func() bool { return f.store.CacheHealth().InUse })
+	for i := 0; i < 3; i++ {
+		assertJSON(t, "read after recovery", f.do(read).Value, stateValue(2))
+	}
+	c := f.counted(func() { assertJSON(t, "cached read", f.do(read).Value, stateValue(2)) })
+	if c.Mongo != 0 {
+		t.Fatalf("read after recovery not served by the cache (%d MongoDB commands)", c.Mongo)
 	}
 }
 

@@ -109,7 +109,7 @@ func newFixture(t testing.TB, cfg storeConfig) *fixture {
 	f := &fixture{t: t, mclient: mc, db: mc.Database(cfg.dbName), counter: counter}
 	f.opts = Options{Database: f.db, KeyPrefix: cfg.prefix, OpTimeout: 10 * time.Second}
 	if cfg.cache {
-		f.rclient = cfg.redis.Client()
+		f.rclient = guardedClient(cfg.redis)
 		f.rclient.AddHook(counter.Hook())
 		f.opts.Redis = f.rclient
 	}
@@ -133,10 +133,24 @@ func newFixture(t testing.TB, cfg storeConfig) *fixture {
 		_ = f.db.Drop(ctx)
 		_ = mc.Disconnect(ctx)
 		if f.rclient != nil {
+			DetachConnGuard(f.rclient)
 			_ = f.rclient.Close()
 		}
 	})
 	return f
+}
+
+// guardedClient is a client of r with a ConnGuard, as the manager's pools create them.
+func guardedClient(r *testenv.Redis) *redis.Client {
+	opts, err := redis.ParseURL(r.URL())
+	if err != nil {
+		opts = &redis.Options{Addr: r.Addr()}
+	}
+	g := NewConnGuard(false)
+	opts.OnConnect = g.OnConnect
+	c := redis.NewClient(opts)
+	g.Attach(c)
+	return c
 }
 
 // with returns the fixture reporting to t (a subtest).

@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/backtestpersistence/operator/internal/infra"
@@ -62,13 +63,14 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 	}
 	ps.releases = append(ps.releases, release)
 	opts := persist.Options{
-		Database:    mc.Database(cfg.Database),
-		KeyPrefix:   cfg.KeyPrefix,
-		CacheTTL:    cfg.CacheTTL,
-		OpTimeout:   o.OpTimeout,
-		Kinds:       cfg.Kinds,
-		Observer:    o.Observer,
-		SkipIndexes: true,
+		Database:      mc.Database(cfg.Database),
+		CacheIdentity: cacheIdentity(cfg),
+		KeyPrefix:     cfg.KeyPrefix,
+		CacheTTL:      cfg.CacheTTL,
+		OpTimeout:     o.OpTimeout,
+		Kinds:         cfg.Kinds,
+		Observer:      o.Observer,
+		SkipIndexes:   true,
 	}
 	if cfg.RedisURL != "" {
 		var redisOpts []infra.ClientOption
@@ -89,4 +91,16 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 		return fail(fmt.Errorf("init store: %w", err))
 	}
 	return ps, nil
+}
+
+// cacheIdentity names what a tenant's cache fronts: the MongoDB endpoint (its hosts
+// and options, without credentials, so a rotated password keeps it) and the database.
+// Stores of different identities never serve each other's cache entries.
+func cacheIdentity(cfg Config) string {
+	endpoint := cfg.MongoURI
+	if u, err := url.Parse(cfg.MongoURI); err == nil {
+		u.User = nil
+		endpoint = u.String()
+	}
+	return endpoint + "\x00" + cfg.Database
 }
