@@ -127,7 +127,12 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		}
 	}
 	if err := s.writeListItems(ctx, c, todo); err != nil {
-		return err // the changed items' fields are gone: nothing is skipped wrongly
+		// The changed items' fields are gone, so nothing is skipped wrongly; withdraw
+		// the token (best effort) so that other writes may store hashes again.
+		if token != "" {
+			_ = s.cache.listStore(context.WithoutCancel(ctx), hkey, token, "-", "", false, nil)
+		}
+		return err
 	}
 	if st.epoch == "" || !s.cache.usable() {
 		if token == "" {

@@ -174,13 +174,17 @@ func (c *cache) keyTTL() int64 {
 	return max(c.ttl, 2*markerTTL).Milliseconds()
 }
 
-// mark registers a write before its commit and returns its token.
+// mark registers a write before its commit and returns its token. A marker the
+// replicas did not acknowledge is withdrawn (best effort) before the error returns.
 func (c *cache) mark(ctx context.Context, key string) (string, error) {
-	ctx, cancel := c.opCtx(ctx)
+	mctx, cancel := c.opCtx(ctx)
 	defer cancel()
 	token := newToken()
-	if _, err := c.eval(ctx, markScript, []string{c.keys.epoch(), key},
+	if _, err := c.eval(mctx, markScript, []string{c.keys.epoch(), key},
 		token, markerTTL.Milliseconds(), c.newEpoch(), c.keyTTL()); err != nil {
+		if errors.Is(err, errFewReplicas) {
+			c.abort(ctx, key, token)
+		}
 		return "", fmt.Errorf("redis mark: %w", err)
 	}
 	return token, nil
@@ -274,6 +278,10 @@ func queueWait(ctx context.Context, pipe redis.Pipeliner, n int, timeout time.Du
 	return pipe.Do(ctx, "wait", n, max(timeout.Milliseconds(), 1))
 }
 
+// errFewReplicas says a command was applied on the master but not acknowledged by
+// every connected replica.
+var errFewReplicas = errors.New("not acknowledged by every replica")
+
 // checkWait fails unless WAIT counted at least n replicas.
 func checkWait(w *redis.Cmd, n int) error {
 	got, err := w.Int64()
@@ -281,7 +289,7 @@ func checkWait(w *redis.Cmd, n int) error {
 		return fmt.Errorf("redis wait: %w", err)
 	}
 	if got < int64(n) {
-		return fmt.Errorf("replicated to %d of %d replicas", got, n)
+		return fmt.Errorf("%w: %d of %d", errFewReplicas, got, n)
 	}
 	return nil
 }
