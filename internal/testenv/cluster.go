@@ -87,8 +87,8 @@ func (c *Cluster) URL() string {
 
 // Client returns a cluster client seeded with every node; the caller closes it.
 // It reloads the slot map every 500 ms: go-redis reloads it only on MOVED replies or
-// every ClusterStateReloadInterval (60 s by default), so after a failover a default
-// client keeps dialing the dead master for up to a minute.
+// every ClusterStateReloadInterval (60 s by default), so after a failover a client
+// with default options can keep dialing the dead master for up to a minute.
 func (c *Cluster) Client() *redis.ClusterClient {
 	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: 500 * time.Millisecond})
 }
