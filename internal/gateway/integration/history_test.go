@@ -30,22 +30,23 @@ import (
 // no stale, non-monotonic, unknown or lost read (package history).
 
 // startReplica starts a gateway in its own manager whose Redis connections go
-// through dial. It joins the suite's leader election as a follower (the suite's
-// instances already lead), so it never writes status. It stops when the test ends.
+// through dial. It joins the suite's leader election as a candidate that never
+// takes over (it would consider the suite leader's lease valid for two hours), so
+// it never writes status and cannot change which suite instance leads. It stops
+// when the test ends.
 func startReplica(t *testing.T, i int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *instance {
 	t.Helper()
 	mgr, err := ctrl.NewManager(suite.cfg, ctrl.Options{
-		Scheme:                        suite.scheme,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		LeaderElection:                true,
-		LeaderElectionID:              "gateway-suite",
-		LeaderElectionNamespace:       "default",
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(4 * time.Second),
-		RenewDeadline:                 ptr.To(3 * time.Second),
-		RetryPeriod:                   ptr.To(500 * time.Millisecond),
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
+		Scheme:                  suite.scheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElection:          true,
+		LeaderElectionID:        "gateway-suite",
+		LeaderElectionNamespace: "default",
+		LeaseDuration:           ptr.To(2 * time.Hour),
+		RenewDeadline:           ptr.To(90 * time.Minute),
+		RetryPeriod:             ptr.To(time.Hour),
+		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
