@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds or installs the tools the project needs into bin/: controller-gen, helm,
-# FerretDB, and redis-server (from Debian). Idempotent: a tool at its pinned
-# version is not rebuilt.
+# FerretDB, and redis-server, redis-sentinel and redis-cli (from Debian).
+# Idempotent: a tool at its pinned version is not rebuilt.
 #   hack/tools.sh [controller-gen] [helm] [ferretdb] [redis]   (default: all)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -45,13 +45,20 @@ ferretdb() {
 }
 
 redis() {
-  if command -v redis-server >/dev/null 2>&1; then log "redis-server: $(redis-server --version | awk '{print $3}')"; return; fi
-  log "redis-server: installing from Debian"
+  # redis-server and redis-cli (redis-tools) for single servers and Cluster,
+  # redis-sentinel for the Sentinel tests.
+  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1; then
+    log "redis-server: $(redis-server --version | awk '{print $3}')"; return
+  fi
+  log "redis-server, redis-sentinel: installing from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq redis-server >/dev/null
-  # The package starts a system service; the project starts its own servers.
-  (systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true)
+  apt-get install -y -qq redis-server redis-sentinel redis-tools >/dev/null
+  # The packages start system services; the project starts its own servers.
+  local svc
+  for svc in redis-server redis-sentinel; do
+    (systemctl disable --now "${svc}" >/dev/null 2>&1 || service "${svc}" stop >/dev/null 2>&1 || true)
+  done
 }
 
 tools=("$@")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type PoolOptions struct {
 	RedisIOTimeout time.Duration
 	// CloseTimeout bounds closing a client when its last user releases it (default 5s).
 	CloseTimeout time.Duration
+	// RedisDialer, when set, opens every Redis connection instead of a plain TCP dial
+	// (tests route one gateway replica's Redis traffic through a fault proxy).
+	RedisDialer func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Log receives close errors; connection errors are the caller's to report.
 	Log logr.Logger
 }
@@ -159,6 +163,9 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 		if *d == 0 {
 			*d = p.opts.RedisIOTimeout
 		}
+	}
+	if uo.Dialer == nil && p.opts.RedisDialer != nil {
+		uo.Dialer = p.opts.RedisDialer
 	}
 	if uo.MaxRetries == 0 {
 		uo.MaxRetries = 1
