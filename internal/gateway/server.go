@@ -96,10 +96,18 @@ func NewHandler(o Options) *Handler {
 //	POST /v1/namespaces/{namespace}/persistences/{name}/batch
 //	GET  /v1/openapi.yaml
 //	GET  /healthz, /readyz
+//
+// A panic while serving is answered 500 Internal (panicguard.go).
 func (h *Handler) Serve(ctx context.Context, rc *fasthttp.RequestCtx) {
 	start := time.Now()
-	route, code := h.serve(ctx, rc)
-	h.o.Metrics.observeRequest(route, code, time.Since(start))
+	route, code := routeOther, Code("")
+	defer func() {
+		if v := recover(); v != nil {
+			code = h.recovered(rc, v)
+		}
+		h.o.Metrics.observeRequest(route, code, time.Since(start))
+	}()
+	route, code = h.serve(ctx, rc)
 }
 
 func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, Code) {
@@ -149,6 +157,12 @@ func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, C
 // malformed request or a timeout (400). It is the server's ErrorHandler.
 func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err error) {
 	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			rc.SetConnectionClose()
+			h.o.Metrics.observeRequest(routeOther, h.recovered(rc, v), time.Since(start))
+		}
+	}()
 	var e error
 	var small *fasthttp.ErrSmallBuffer
 	switch {
