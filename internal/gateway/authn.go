@@ -109,7 +109,8 @@ type TokenReviewOptions struct {
 	// CacheSize accepted tokens.
 	RejectedCacheSize int
 	// ReviewsPerSecond and ReviewBurst are the token bucket of TokenReviews (defaults
-	// 20 per second, bursts of 40); MaxReviewsInFlight bounds concurrent ones (default 8).
+	// DefaultTokenReviewsPerSecond, bursts of twice as many); MaxReviewsInFlight
+	// bounds concurrent ones (default 8).
 	ReviewsPerSecond   float64
 	ReviewBurst        int
 	MaxReviewsInFlight int
@@ -117,14 +118,19 @@ type TokenReviewOptions struct {
 	Metrics *Metrics
 }
 
+// DefaultTokenReviewsPerSecond is the default rate of TokenReviews: far above what
+// workers starting with new tokens need, far below what would crowd the manager's
+// own calls out of the API server's priority level.
+const DefaultTokenReviewsPerSecond = 20
+
 // NewTokenReviewAuthenticator returns an authenticator backed by the TokenReview API.
 func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o TokenReviewOptions) *TokenReviewAuthenticator {
 	o.ReviewOptions = o.withDefaults()
 	if o.ReviewsPerSecond <= 0 {
-		o.ReviewsPerSecond = 20
+		o.ReviewsPerSecond = DefaultTokenReviewsPerSecond
 	}
 	if o.ReviewBurst <= 0 {
-		o.ReviewBurst = 40
+		o.ReviewBurst = int(2 * o.ReviewsPerSecond)
 	}
 	if o.MaxReviewsInFlight <= 0 {
 		o.MaxReviewsInFlight = 8

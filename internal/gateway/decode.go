@@ -10,16 +10,20 @@ import (
 	"github.com/backtestpersistence/operator/internal/persist"
 )
 
-// Limits bound what one HTTP request may carry.
+// Limits bound what one HTTP request may carry, and how many connections the
+// server holds.
 type Limits struct {
 	// MaxBodyBytes caps the request body; a larger body is rejected with 413 before it is parsed.
 	MaxBodyBytes int64
 	// MaxBatchOps caps the operations of one batch call (413 beyond it).
 	MaxBatchOps int
+	// MaxConns caps the connections served at once, MaxConnsPerIP those of one
+	// client address; a connection beyond either is answered 503 and closed.
+	MaxConns, MaxConnsPerIP int
 }
 
 // DefaultLimits are the limits used when a field of Limits is zero.
-var DefaultLimits = Limits{MaxBodyBytes: 8 << 20, MaxBatchOps: 500}
+var DefaultLimits = Limits{MaxBodyBytes: 8 << 20, MaxBatchOps: 500, MaxConns: 4096, MaxConnsPerIP: 512}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxBodyBytes <= 0 {
@@ -27,6 +31,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBatchOps <= 0 {
 		l.MaxBatchOps = DefaultLimits.MaxBatchOps
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultLimits.MaxConns
+	}
+	if l.MaxConnsPerIP <= 0 {
+		l.MaxConnsPerIP = DefaultLimits.MaxConnsPerIP
 	}
 	return l
 }

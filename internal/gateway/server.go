@@ -5,7 +5,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,6 +104,7 @@ func (h *Handler) Serve(ctx context.Context, rc *fasthttp.RequestCtx) {
 		if v := recover(); v != nil {
 			code = h.recovered(rc, v)
 		}
+		h.discardUnreadBody(rc)
 		h.o.Metrics.observeRequest(route, code, time.Since(start))
 	}()
 	route, code = h.serve(ctx, rc)
@@ -173,12 +173,12 @@ func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err e
 		// body is refused midway, after the server has discarded the headers: 413 alone
 		// (it tells an anonymous caller nothing but the documented limit).
 		if n := rc.Request.Header.ContentLength(); int64(n) > h.o.Limits.MaxBodyBytes {
-			drainBody(rc.Conn(), n)
+			drainBody(rc.Conn(), n, maxDrainBytes, drainTotal)
 			if _, aerr := h.authenticate(ctx, rc); aerr != nil {
 				e = aerr
 			}
 		} else {
-			drainBody(rc.Conn(), -1)
+			drainBody(rc.Conn(), -1, maxDrainBytes, drainTotal)
 		}
 	case errors.As(err, &small):
 		e = apiErrorf(CodeTooLarge, "request headers are too large")
@@ -199,18 +199,19 @@ const (
 
 // drainBody reads and discards what the client still sends of a body the server
 // refused, so that closing the connection does not reset it before the client has
-// read the 413 (a client writes the whole body before it reads the response). A
-// body over maxDrainBytes is not drained; its client may see a reset instead. A
-// chunked body (contentLength < 0) is drained until the client pauses.
-func drainBody(conn net.Conn, contentLength int) {
-	if conn == nil || contentLength == 0 || contentLength > maxDrainBytes {
+// read the answer (a client writes the whole body before it reads the response).
+// A body over maxBytes is not drained; its client may see a reset instead. A
+// chunked body (contentLength < 0) is drained until the client pauses, at most
+// maxBytes. It reads for at most total, into a small buffer.
+func drainBody(conn net.Conn, contentLength, maxBytes int, total time.Duration) {
+	if conn == nil || contentLength == 0 || contentLength > maxBytes {
 		return
 	}
 	if contentLength < 0 {
-		contentLength = maxDrainBytes
+		contentLength = maxBytes
 	}
-	end := time.Now().Add(drainTotal)
-	buf := make([]byte, 32<<10)
+	end := time.Now().Add(total)
+	buf := make([]byte, 16<<10)
 	for left := contentLength; left > 0 && time.Now().Before(end); {
 		deadline := time.Now().Add(drainIdle)
 		if deadline.After(end) {
@@ -279,18 +280,23 @@ func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, name
 	return nil
 }
 
-// authenticate returns the caller of a request or a 401/503 error.
+// authenticate returns the caller of a request or a 401/503 error; a request the
+// server's header hook already refused keeps that answer (preauth.go).
 func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*Identity, error) {
-	auth := rc.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	token, found := bytes.CutPrefix(auth, []byte("Bearer "))
-	token = bytes.TrimSpace(token)
-	if !found || len(token) == 0 {
-		return nil, apiErrorf(CodeUnauthorized, "a bearer token is required")
+	if e, refused := refusal(rc); refused {
+		return nil, e
 	}
-	id, err := h.o.Authenticator.Authenticate(ctx, string(token))
+	return h.authenticateHeader(ctx, &rc.Request.Header)
+}
+
+// checkToken returns the caller a bearer token names or a 401/503 error.
+func (h *Handler) checkToken(ctx context.Context, token string) (*Identity, error) {
+	id, err := h.o.Authenticator.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, apiErrorf(CodeUnauthorized, "the bearer token was not accepted")
+	case errors.Is(err, ErrReviewThrottled):
+		return nil, apiErrorf(CodeUnavailable, "too many new tokens to review right now, retry")
 	case err != nil:
 		h.o.Log.Error(err, "authentication failed")
 		return nil, apiErrorf(CodeUnavailable, "authentication is unavailable, retry")
