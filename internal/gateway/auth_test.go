@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/backtestpersistence/operator/internal/persist"
 )
 
 // The reviews' own logic (what is sent, what is cached) against a fake clientset;
@@ -198,5 +200,37 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 	check(writer, "mine", VerbWrite, true)
 	if calls.Load() != n {
 		t.Fatalf("decisions not cached: %d more reviews", calls.Load()-n)
+	}
+}
+
+// countingAuthz allows everything and counts the decisions asked for.
+type countingAuthz struct{ calls atomic.Int32 }
+
+func (c *countingAuthz) Authorize(context.Context, *Identity, string, string, string) (bool, string, error) {
+	c.calls.Add(1)
+	return true, "", nil
+}
+
+// An operation the authorizer has no verb for is denied without asking, whatever
+// the caller may do otherwise (fail closed).
+func TestAuthorizeUnknownOperationIsDenied(t *testing.T) {
+	h, _ := newTestHandler()
+	authz := &countingAuthz{}
+	h.o.Authorizer = authz
+	id := &Identity{User: "admin"}
+	for _, op := range []persist.Op{"drop", "", "READ", "list "} {
+		reqs := []persist.Request{{Kind: persist.KindState, Op: persist.OpRead}, {Kind: persist.KindState, Op: op}}
+		err := h.authorize(context.Background(), id, "a", "t", reqs)
+		if e := classify(err); e == nil || e.Code != CodeForbidden {
+			t.Errorf("op %q: %v, want Forbidden", op, err)
+		}
+	}
+	if n := authz.calls.Load(); n != 0 {
+		t.Fatalf("%d authorization reviews for requests with an unknown operation", n)
+	}
+	for _, op := range []persist.Op{persist.OpRead, persist.OpHas, persist.OpList, persist.OpWrite, persist.OpRemove} {
+		if err := h.authorize(context.Background(), id, "a", "t", []persist.Request{{Kind: persist.KindMemory, Op: op}}); err != nil {
+			t.Errorf("op %q: %v", op, err)
+		}
 	}
 }

@@ -304,13 +304,18 @@ func (h *Handler) checkToken(ctx context.Context, token string) (*Identity, erro
 	return id, nil
 }
 
-// authorize checks every verb the operations need (at most two reviews).
+// authorize checks every verb the operations need (at most two reviews). An
+// operation without a known verb denies the whole request.
 func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name string, reqs []persist.Request) error {
 	needRead, needWrite := false, false
 	for i := range reqs {
-		if verbOf(string(reqs[i].Op)) == VerbWrite {
+		verb, ok := verbOf(reqs[i].Op)
+		switch {
+		case !ok:
+			return apiErrorf(CodeForbidden, "operation %q is not authorized for anyone", reqs[i].Op)
+		case verb == VerbWrite:
 			needWrite = true
-		} else {
+		default:
 			needRead = true
 		}
 	}
