@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/backtestpersistence/operator/internal/persist"
 )
@@ -41,6 +42,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// errNotUTF8: encoding/json would replace the invalid bytes with U+FFFD and the
+// store would keep something other than what the client sent.
+var errNotUTF8 = apiErrorf(CodeInvalidRequest, "body is not valid UTF-8")
+
 // batchBody is the JSON body of the batch call.
 type batchBody struct {
 	Ops []json.RawMessage `json:"ops"`
@@ -51,6 +56,9 @@ type batchBody struct {
 // (unknown kind or op, missing, unknown or mistyped key fields, a missing or
 // unexpected value); limits on lengths and payloads are the store's.
 func DecodeOp(body []byte) (persist.Request, error) {
+	if !utf8.Valid(body) {
+		return persist.Request{}, errNotUTF8
+	}
 	req, ok := fastDecodeOp(body)
 	if !ok {
 		req = persist.Request{}
@@ -68,6 +76,9 @@ func DecodeOp(body []byte) (persist.Request, error) {
 // validated before any is executed, so one bad operation rejects the whole batch
 // and nothing is written.
 func DecodeBatch(body []byte, maxOps int) ([]persist.Request, error) {
+	if !utf8.Valid(body) {
+		return nil, errNotUTF8
+	}
 	var b batchBody
 	if err := strictUnmarshal(body, &b); err != nil {
 		return nil, err

@@ -31,3 +31,20 @@ func TestDecodeClippedBodiesEndingInsideStrings(t *testing.T) {
 		}
 	}
 }
+
+// A body that is not valid UTF-8 is malformed: encoding/json would store U+FFFD
+// in place of the bytes the client sent.
+func TestDecodeRejectsInvalidUTF8(t *testing.T) {
+	for _, b := range []string{
+		"{\"kind\":\"state\",\"op\":\"write\",\"key\":{\"signalId\":\"a\",\"bucketName\":\"b\"},\"value\":\"\xff\xfe\",\"when\":1}",
+		"{\"kind\":\"state\",\"op\":\"write\",\"key\":{\"signalId\":\"a\",\"bucketName\":\"b\"},\"value\":{\"k\xc3\":1},\"when\":1}",
+		"{\"kind\":\"state\",\"op\":\"write\",\"key\":{\"signalId\":\"a\",\"bucketName\":\"b\"},\"value\":\"\xed\xa0\x80\",\"when\":1}", // a surrogate
+	} {
+		if _, err := DecodeOp([]byte(b)); err == nil || classify(err).Code != CodeInvalidRequest {
+			t.Errorf("DecodeOp(%q): %v, want InvalidRequest", b, err)
+		}
+		if _, err := DecodeBatch([]byte(`{"ops":[`+b+`]}`), 10); err == nil || classify(err).Code != CodeInvalidRequest {
+			t.Errorf("DecodeBatch(%q): %v, want InvalidRequest", b, err)
+		}
+	}
+}
