@@ -118,7 +118,43 @@ func strictUnmarshal(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return apiErrorf(CodeInvalidRequest, "malformed JSON: data after the object")
 	}
+	// encoding/json keeps the last of repeated names; a request that names a field
+	// twice is ambiguous (other parsers keep the first), so it is refused.
+	if name, dup := duplicateName(trimmed, "key"); dup {
+		return apiErrorf(CodeInvalidRequest, "field %q appears more than once", name)
+	}
 	return nil
+}
+
+// duplicateName reports a name that appears twice in the JSON object obj (valid
+// JSON), or in its member named nested when that is an object.
+func duplicateName(obj []byte, nested string) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", false
+		}
+		if name == nested && nested != "" && len(raw) > 0 && raw[0] == '{' {
+			if inner, dup := duplicateName(raw, ""); dup {
+				return name + "." + inner, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jsonErrorMessage shortens decoder errors to what a client needs.

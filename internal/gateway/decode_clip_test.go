@@ -48,3 +48,24 @@ func TestDecodeRejectsInvalidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A request that names a field twice is refused, whichever decoder path it takes.
+func TestDecodeRejectsDuplicateFields(t *testing.T) {
+	for _, b := range []string{
+		`{"kind":"state","kind":"state","op":"read","key":{"signalId":"a","bucketName":"b"}}`,
+		`{"kind":"state","op":"read","key":{"signalId":"a","signalId":"a","bucketName":"b"}}`,
+		`{"kind":"st\u0061te","op":"read","op":"read","key":{"signalId":"a","bucketName":"b"}}`,
+		`{"kind":"state","op":"read","key":{"signalId":"a","bucketName":"b"},"key":{"signalId":"a","bucketName":"b"}}`,
+	} {
+		if _, err := DecodeOp([]byte(b)); err == nil || classify(err).Code != CodeInvalidRequest {
+			t.Errorf("DecodeOp(%s): %v, want InvalidRequest", b, err)
+		}
+	}
+	if _, err := DecodeBatch([]byte(`{"ops":[],"ops":[{"kind":"log","op":"read","key":{}}]}`), 10); err == nil {
+		t.Error("DecodeBatch accepted a repeated ops")
+	}
+	// Repeated names inside a value are the payload's own business.
+	if _, err := DecodeOp([]byte(`{"kind":"state","op":"write","key":{"signalId":"a","bucketName":"b"},"value":{"x":1,"x":2},"when":1}`)); err != nil {
+		t.Errorf("value with repeated names: %v", err)
+	}
+}
