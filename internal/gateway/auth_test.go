@@ -158,6 +158,14 @@ func TestTokenReviewsAreRateLimited(t *testing.T) {
 	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
 		t.Fatalf("cached worker while reviews are throttled: %v", err)
 	}
+	// Once the worker's decision expires, its renewal has its own budget.
+	a.accepted.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
+		t.Fatalf("renewal of the worker's expired decision while new tokens are throttled: %v", err)
+	}
+	if calls.Load() != 4 {
+		t.Fatalf("%d reviews, want the renewal as the 4th", calls.Load())
+	}
 	if got := counterValue(t, m.tokenReviews.WithLabelValues(reviewThrottled)); got != 48 {
 		t.Fatalf("throttled reviews counted: %v", got)
 	}

@@ -96,6 +96,7 @@ type TokenReviewAuthenticator struct {
 	rejected    *decisionCache[struct{}]
 	flight      singleflight.Group
 	limiter     *rate.Limiter
+	renewals    *rate.Limiter
 	inFlight    chan struct{}
 	metrics     *Metrics
 }
@@ -141,6 +142,7 @@ func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o Toke
 		accepted: newDecisionCache[*Identity](o.CacheSize),
 		rejected: newDecisionCache[struct{}](o.RejectedCacheSize),
 		limiter:  rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
+		renewals: rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
 		inFlight: make(chan struct{}, o.MaxReviewsInFlight),
 		metrics:  o.Metrics,
 	}
@@ -190,7 +192,14 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 // reviewBounded runs one TokenReview within the rate and concurrency bounds and
 // caches its decision. A rejected token is (nil, nil).
 func (a *TokenReviewAuthenticator) reviewBounded(ctx context.Context, key, token string) (*Identity, error) {
-	if !a.limiter.Allow() {
+	// A token accepted before (its entry expired but not yet evicted) renews from
+	// its own budget, which unknown tokens cannot use up: a flood of random tokens
+	// does not lock out workers whose cached decision just expired.
+	limiter := a.limiter
+	if a.accepted.holds(key) {
+		limiter = a.renewals
+	}
+	if !limiter.Allow() {
 		a.count(reviewThrottled)
 		return nil, ErrReviewThrottled
 	}

@@ -45,6 +45,14 @@ func (c *decisionCache[V]) lookup(key string) (V, bool) {
 	return zero, false
 }
 
+// holds reports whether key has an entry, expired or not.
+func (c *decisionCache[V]) holds(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
 // get returns the cached value of key, computing it with fill on a miss. fill
 // returns the value, how long it may be cached (0: not at all) and an error
 // (never cached).
