@@ -51,10 +51,24 @@ envtest: ## Build kube-apiserver, etcd and kubectl for the tests (cached in bin/
 setup: tools envtest ## Everything the tests and the local stack need.
 	@hack/client-deps.sh
 
+# Fuzz targets run for FUZZ_TIME each by `make test` (and `make fuzz`); the seed corpora run in every `go test`.
+FUZZ_TIME ?= 8s
+FUZZ_TARGETS := ./internal/gateway:FuzzDecodeOp ./internal/gateway:FuzzDecodeBatch \
+	./internal/persist:FuzzListItems ./internal/persist:FuzzCodecRoundTrip
+
 .PHONY: test
-test: setup ## Run all tests: unit, integration (envtest, FerretDB, redis-server), install paths, client and end-to-end.
+test: setup ## Run all tests: unit, integration (envtest, FerretDB, redis-server), install paths, client, end-to-end and a bounded fuzz run.
 	go test $(GO_TEST_FLAGS) -p $(TEST_P) ./...
 	@hack/client-test.sh
+	@$(MAKE) --no-print-directory fuzz
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target of the decoders and scanners for FUZZ_TIME (default 8s).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZ_TIME))"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg || exit 1; \
+	done
 
 .PHONY: bench
 bench: setup ## Run the benchmarks of the store and the gateway.

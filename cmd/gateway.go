@@ -28,6 +28,9 @@ type gatewayOptions struct {
 	audiences     string
 	maxBodyBytes  int64
 	maxBatchOps   int
+	maxConns      int
+	maxConnsPerIP int
+	reviewsPerSec float64
 	opTimeout     time.Duration
 	authCacheTTL  time.Duration
 	openTimeout   time.Duration
@@ -46,6 +49,9 @@ func bindGatewayFlags(fs *flag.FlagSet) *gatewayOptions {
 	fs.StringVar(&o.audiences, "gateway-token-audiences", "", "Comma-separated audiences a worker's token must be bound to (e.g. a projected token for this API). Empty: the API server's own audiences.")
 	fs.Int64Var(&o.maxBodyBytes, "gateway-max-body-bytes", gateway.DefaultLimits.MaxBodyBytes, "Largest request body the gateway accepts (413 beyond).")
 	fs.IntVar(&o.maxBatchOps, "gateway-max-batch-ops", gateway.DefaultLimits.MaxBatchOps, "Most operations in one batch call (413 beyond).")
+	fs.IntVar(&o.maxConns, "gateway-max-conns", gateway.DefaultLimits.MaxConns, "Most connections the gateway serves at once (further ones get 503 and are closed).")
+	fs.IntVar(&o.maxConnsPerIP, "gateway-max-conns-per-ip", gateway.DefaultLimits.MaxConnsPerIP, "Most connections the gateway serves at once from one client address.")
+	fs.Float64Var(&o.reviewsPerSec, "gateway-token-reviews-per-second", gateway.DefaultTokenReviewsPerSecond, "Rate of TokenReviews for tokens not in the cache (bursts of twice as many); a new token beyond it gets 503, cached tokens are unaffected.")
 	fs.DurationVar(&o.opTimeout, "gateway-op-timeout", 5*time.Second, "Timeout of one store operation behind the gateway (503 when it fires).")
 	fs.DurationVar(&o.authCacheTTL, "gateway-auth-cache-ttl", 10*time.Second, "How long TokenReview and SubjectAccessReview decisions are cached (denials: a fifth of it).")
 	fs.DurationVar(&o.openTimeout, "gateway-store-open-timeout", 15*time.Second, "Timeout of opening one tenant's store.")
@@ -71,16 +77,18 @@ func setupGateway(mgr ctrl.Manager, opts *gatewayOptions, pools *infra.Pools) er
 		return err
 	}
 	_, err = gateway.Setup(mgr, gateway.Config{
-		BindAddress:   opts.bindAddress,
-		Certs:         certs,
-		Endpoint:      endpoint,
-		Audiences:     splitList(opts.audiences),
-		Limits:        gateway.Limits{MaxBodyBytes: opts.maxBodyBytes, MaxBatchOps: opts.maxBatchOps},
-		OpTimeout:     opts.opTimeout,
-		AuthCacheTTL:  opts.authCacheTTL,
-		OpenTimeout:   opts.openTimeout,
-		ShutdownGrace: opts.shutdownGrace,
-		Pools:         pools,
+		BindAddress: opts.bindAddress,
+		Certs:       certs,
+		Endpoint:    endpoint,
+		Audiences:   splitList(opts.audiences),
+		Limits: gateway.Limits{MaxBodyBytes: opts.maxBodyBytes, MaxBatchOps: opts.maxBatchOps,
+			MaxConns: opts.maxConns, MaxConnsPerIP: opts.maxConnsPerIP},
+		TokenReviewsPerSecond: opts.reviewsPerSec,
+		OpTimeout:             opts.opTimeout,
+		AuthCacheTTL:          opts.authCacheTTL,
+		OpenTimeout:           opts.openTimeout,
+		ShutdownGrace:         opts.shutdownGrace,
+		Pools:                 pools,
 	})
 	return err
 }

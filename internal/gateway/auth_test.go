@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/backtestpersistence/operator/internal/persist"
 )
 
 // The reviews' own logic (what is sent, what is cached) against a fake clientset;
@@ -32,10 +35,10 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 		}
 		out := tr.DeepCopy()
 		switch tr.Spec.Token {
-		case "good":
+		case jwtShaped("good"):
 			out.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"btp"},
 				User: authnv1.UserInfo{Username: "system:serviceaccount:a:w", UID: "u", Groups: []string{"g"}}}
-		case "other-audience":
+		case jwtShaped("other-audience"):
 			out.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"api"},
 				User: authnv1.UserInfo{Username: "x"}}
 		}
@@ -44,7 +47,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	a := NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{Audiences: []string{"btp"}, ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour}})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		id, err := a.Authenticate(ctx, "good")
+		id, err := a.Authenticate(ctx, jwtShaped("good"))
 		if err != nil || id.User != "system:serviceaccount:a:w" || id.Groups[0] != "g" {
 			t.Fatalf("good token: %+v %v", id, err)
 		}
@@ -52,7 +55,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Fatalf("%d reviews for one token within the TTL", calls.Load())
 	}
-	for _, tok := range []string{"forged", "other-audience"} {
+	for _, tok := range []string{jwtShaped("forged"), jwtShaped("other-audience")} {
 		for i := 0; i < 2; i++ {
 			if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
 				t.Fatalf("%s: %v", tok, err)
@@ -64,12 +67,107 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	}
 	fail.Store(true)
 	for i := 0; i < 2; i++ {
-		if _, err := a.Authenticate(ctx, "new"); err == nil || errors.Is(err, ErrUnauthenticated) {
+		if _, err := a.Authenticate(ctx, jwtShaped("new")); err == nil || errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("a failed review must be an error, not a rejection: %v", err)
 		}
 	}
 	if calls.Load() != 5 {
 		t.Fatalf("a failed review was cached: %d reviews", calls.Load())
+	}
+	fail.Store(false)
+	for _, tok := range []string{"", "opaque", "a.b.c", "good", jwtShaped("good") + ".x"} {
+		if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("%q: %v", tok, err)
+		}
+	}
+	if calls.Load() != 5 {
+		t.Fatalf("bearer values that are not JWTs were reviewed: %d reviews", calls.Load())
+	}
+}
+
+// reviewCounter is a fake TokenReview API that accepts jwtShaped("worker") and counts reviews.
+func reviewCounter() (*fake.Clientset, *atomic.Int32) {
+	cs := fake.NewClientset()
+	var calls atomic.Int32
+	cs.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		calls.Add(1)
+		out := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
+		if out.Spec.Token == jwtShaped("worker") {
+			out.Status = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "worker"}}
+		}
+		return true, out, nil
+	})
+	return cs, &calls
+}
+
+// Rejections have their own cache: however many bad tokens arrive, a worker's
+// accepted token stays cached.
+func TestTokenRejectionsDoNotEvictAcceptedTokens(t *testing.T) {
+	cs, calls := reviewCounter()
+	a := NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{
+		ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour, CacheSize: 4}, RejectedCacheSize: 4,
+		ReviewsPerSecond: 1e6, ReviewBurst: 1e6,
+	})
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := a.Authenticate(ctx, jwtShaped(fmt.Sprint("random-", i))); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("random token %d: %v", i, err)
+		}
+	}
+	if n := a.rejected.len(); n > 4 {
+		t.Fatalf("rejection cache holds %d entries, bound 4", n)
+	}
+	before := calls.Load()
+	if id, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil || id.User != "worker" {
+		t.Fatalf("worker after the flood: %v %v", id, err)
+	}
+	if calls.Load() != before {
+		t.Fatal("the flood of rejected tokens evicted the worker's accepted token")
+	}
+}
+
+// TokenReviews are rate limited: new tokens beyond the burst are throttled (503 at
+// the gateway), cached ones are not.
+func TestTokenReviewsAreRateLimited(t *testing.T) {
+	cs, calls := reviewCounter()
+	m := NewMetrics(nil)
+	a := NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{
+		ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour}, ReviewsPerSecond: 0.001, ReviewBurst: 3,
+		Metrics: m,
+	})
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
+		t.Fatal(err)
+	}
+	throttled := 0
+	for i := range 50 {
+		_, err := a.Authenticate(ctx, jwtShaped(fmt.Sprint("new-", i)))
+		switch {
+		case errors.Is(err, ErrReviewThrottled):
+			throttled++
+		case !errors.Is(err, ErrUnauthenticated):
+			t.Fatalf("new token %d: %v", i, err)
+		}
+	}
+	if calls.Load() != 3 || throttled != 48 {
+		t.Fatalf("%d reviews, %d throttled; want 3 (the burst) and 48", calls.Load(), throttled)
+	}
+	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
+		t.Fatalf("cached worker while reviews are throttled: %v", err)
+	}
+	// Once the worker's decision expires, its renewal has its own budget.
+	a.accepted.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if _, err := a.Authenticate(ctx, jwtShaped("worker")); err != nil {
+		t.Fatalf("renewal of the worker's expired decision while new tokens are throttled: %v", err)
+	}
+	if calls.Load() != 4 {
+		t.Fatalf("%d reviews, want the renewal as the 4th", calls.Load())
+	}
+	if got := counterValue(t, m.tokenReviews.WithLabelValues(reviewThrottled)); got != 48 {
+		t.Fatalf("throttled reviews counted: %v", got)
 	}
 }
 
@@ -110,5 +208,37 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 	check(writer, "mine", VerbWrite, true)
 	if calls.Load() != n {
 		t.Fatalf("decisions not cached: %d more reviews", calls.Load()-n)
+	}
+}
+
+// countingAuthz allows everything and counts the decisions asked for.
+type countingAuthz struct{ calls atomic.Int32 }
+
+func (c *countingAuthz) Authorize(context.Context, *Identity, string, string, string) (bool, string, error) {
+	c.calls.Add(1)
+	return true, "", nil
+}
+
+// An operation the authorizer has no verb for is denied without asking, whatever
+// the caller may do otherwise (fail closed).
+func TestAuthorizeUnknownOperationIsDenied(t *testing.T) {
+	h, _ := newTestHandler()
+	authz := &countingAuthz{}
+	h.o.Authorizer = authz
+	id := &Identity{User: "admin"}
+	for _, op := range []persist.Op{"drop", "", "READ", "list "} {
+		reqs := []persist.Request{{Kind: persist.KindState, Op: persist.OpRead}, {Kind: persist.KindState, Op: op}}
+		err := h.authorize(context.Background(), id, "a", "t", reqs)
+		if e := classify(err); e == nil || e.Code != CodeForbidden {
+			t.Errorf("op %q: %v, want Forbidden", op, err)
+		}
+	}
+	if n := authz.calls.Load(); n != 0 {
+		t.Fatalf("%d authorization reviews for requests with an unknown operation", n)
+	}
+	for _, op := range []persist.Op{persist.OpRead, persist.OpHas, persist.OpList, persist.OpWrite, persist.OpRemove} {
+		if err := h.authorize(context.Background(), id, "a", "t", []persist.Request{{Kind: persist.KindMemory, Op: op}}); err != nil {
+			t.Errorf("op %q: %v", op, err)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -71,15 +73,32 @@ type Authenticator interface {
 // ErrUnauthenticated: the token is missing, malformed, expired, or not for this API's audience.
 var ErrUnauthenticated = errors.New("token not accepted")
 
+// ErrReviewThrottled: the token is not in the cache and the TokenReviews the gateway
+// may run now are used up (rate or concurrency); the caller should retry (503).
+var ErrReviewThrottled = errors.New("too many new tokens to review right now")
+
 // TokenReviewAuthenticator checks tokens with the Kubernetes TokenReview API and
-// caches the decisions briefly (accepted tokens for TTL, rejected ones for NegativeTTL).
+// caches the decisions briefly: accepted tokens for TTL, rejected ones for
+// NegativeTTL, in two caches, so that a flood of bad tokens can only evict other
+// rejections and never a worker's accepted token. A bearer value that is not a
+// well-formed JWT is refused without a review. Reviews are bounded by a token
+// bucket and a number in flight, so that a flood of new tokens cannot crowd out
+// the manager's own API calls (lease renewals, status patches) at the API
+// server; a token that finds no review left gets ErrReviewThrottled, while
+// cached tokens are answered as usual.
 type TokenReviewAuthenticator struct {
 	client      authnclient.TokenReviewInterface
 	audiences   []string
 	ttl         time.Duration
 	negativeTTL time.Duration
 	timeout     time.Duration
-	cache       *decisionCache[*Identity]
+	accepted    *decisionCache[*Identity]
+	rejected    *decisionCache[struct{}]
+	flight      singleflight.Group
+	limiter     *rate.Limiter
+	renewals    *rate.Limiter
+	inFlight    chan struct{}
+	metrics     *Metrics
 }
 
 // TokenReviewOptions configure a TokenReviewAuthenticator.
@@ -87,31 +106,129 @@ type TokenReviewOptions struct {
 	// Audiences the token must be bound to (any one). Empty: the API server's own audiences.
 	Audiences []string
 	ReviewOptions
+	// RejectedCacheSize bounds the cached rejections (default 4096), apart from the
+	// CacheSize accepted tokens.
+	RejectedCacheSize int
+	// ReviewsPerSecond and ReviewBurst are the token bucket of TokenReviews (defaults
+	// DefaultTokenReviewsPerSecond, bursts of twice as many); MaxReviewsInFlight
+	// bounds concurrent ones (default 8).
+	ReviewsPerSecond   float64
+	ReviewBurst        int
+	MaxReviewsInFlight int
+	// Metrics count the reviews by result (nil: not counted).
+	Metrics *Metrics
 }
+
+// DefaultTokenReviewsPerSecond is the default rate of TokenReviews: far above what
+// workers starting with new tokens need, far below what would crowd the manager's
+// own calls out of the API server's priority level.
+const DefaultTokenReviewsPerSecond = 20
 
 // NewTokenReviewAuthenticator returns an authenticator backed by the TokenReview API.
 func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o TokenReviewOptions) *TokenReviewAuthenticator {
 	o.ReviewOptions = o.withDefaults()
+	if o.ReviewsPerSecond <= 0 {
+		o.ReviewsPerSecond = DefaultTokenReviewsPerSecond
+	}
+	if o.ReviewBurst <= 0 {
+		o.ReviewBurst = int(2 * o.ReviewsPerSecond)
+	}
+	if o.MaxReviewsInFlight <= 0 {
+		o.MaxReviewsInFlight = 8
+	}
 	return &TokenReviewAuthenticator{
 		client: client, audiences: o.Audiences, ttl: o.TTL, negativeTTL: o.NegativeTTL,
-		timeout: o.Timeout, cache: newDecisionCache[*Identity](o.CacheSize),
+		timeout:  o.Timeout,
+		accepted: newDecisionCache[*Identity](o.CacheSize),
+		rejected: newDecisionCache[struct{}](o.RejectedCacheSize),
+		limiter:  rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
+		renewals: rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
+		inFlight: make(chan struct{}, o.MaxReviewsInFlight),
+		metrics:  o.Metrics,
+	}
+}
+
+// Results of TokenReviewAuthenticator, the result label of the reviews counter.
+const (
+	reviewAccepted  = "accepted"
+	reviewRejected  = "rejected"
+	reviewError     = "error"
+	reviewThrottled = "throttled"
+	reviewMalformed = "malformed" // not a JWT: refused without a review
+)
+
+func (a *TokenReviewAuthenticator) count(result string) {
+	if a.metrics != nil {
+		a.metrics.tokenReviews.WithLabelValues(result).Inc()
 	}
 }
 
 // Authenticate implements Authenticator.
 func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (*Identity, error) {
-	// The cache is keyed by a digest so that tokens are not kept in memory as map keys.
+	// The caches are keyed by a digest so that tokens are not kept in memory as map keys.
 	sum := sha256.Sum256([]byte(token))
-	id, err := a.cache.get(string(sum[:]), func() (*Identity, time.Duration, error) {
-		return a.review(ctx, token)
-	})
+	key := string(sum[:])
+	if id, ok := a.accepted.lookup(key); ok {
+		return id, nil
+	}
+	if _, ok := a.rejected.lookup(key); ok {
+		return nil, ErrUnauthenticated
+	}
+	if !wellFormedJWT(token) {
+		a.count(reviewMalformed)
+		return nil, ErrUnauthenticated
+	}
+	// Concurrent requests with one new token share one review.
+	v, err, _ := a.flight.Do(key, func() (any, error) { return a.reviewBounded(ctx, key, token) })
 	if err != nil {
 		return nil, err
 	}
-	if id == nil {
-		return nil, ErrUnauthenticated
+	if id, _ := v.(*Identity); id != nil {
+		return id, nil
 	}
-	return id, nil
+	return nil, ErrUnauthenticated
+}
+
+// reviewBounded runs one TokenReview within the rate and concurrency bounds and
+// caches its decision. A rejected token is (nil, nil).
+func (a *TokenReviewAuthenticator) reviewBounded(ctx context.Context, key, token string) (*Identity, error) {
+	// A token accepted before (its entry expired but not yet evicted) renews from
+	// its own budget, which unknown tokens cannot use up: a flood of random tokens
+	// does not lock out workers whose cached decision just expired.
+	limiter := a.limiter
+	if a.accepted.holds(key) {
+		limiter = a.renewals
+	}
+	if !limiter.Allow() {
+		a.count(reviewThrottled)
+		return nil, ErrReviewThrottled
+	}
+	wait := time.NewTimer(a.timeout)
+	defer wait.Stop()
+	select {
+	case a.inFlight <- struct{}{}:
+		defer func() { <-a.inFlight }()
+	case <-wait.C:
+		a.count(reviewThrottled)
+		return nil, ErrReviewThrottled
+	case <-ctx.Done():
+		a.count(reviewThrottled)
+		return nil, ErrReviewThrottled
+	}
+	id, ttl, err := a.review(ctx, token)
+	switch {
+	case err != nil:
+		a.count(reviewError)
+		return nil, err
+	case id == nil:
+		a.count(reviewRejected)
+		a.rejected.put(key, struct{}{}, a.rejected.now().Add(ttl))
+		return nil, nil
+	default:
+		a.count(reviewAccepted)
+		a.accepted.put(key, id, a.accepted.now().Add(ttl))
+		return id, nil
+	}
 }
 
 // review runs one TokenReview. A rejected token is (nil, negativeTTL, nil).

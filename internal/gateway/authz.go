@@ -8,6 +8,8 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	authzclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
+
+	"github.com/backtestpersistence/operator/internal/persist"
 )
 
 // The resource attributes of a data access: tenants grant workers access with
@@ -93,12 +95,15 @@ func (a *SubjectAccessReviewAuthorizer) review(ctx context.Context, id *Identity
 	return accessDecision{reason: res.Status.Reason}, a.negativeTTL, nil
 }
 
-// verbOf is the verb an operation needs.
-func verbOf(op string) string {
+// verbOf is the verb an operation needs; ok is false for an operation this table
+// does not know, which must be denied (fail closed), never mapped to a default.
+func verbOf(op persist.Op) (verb string, ok bool) {
 	switch op {
-	case "write", "remove":
-		return VerbWrite
+	case persist.OpRead, persist.OpHas, persist.OpList:
+		return VerbRead, true
+	case persist.OpWrite, persist.OpRemove:
+		return VerbWrite, true
 	default:
-		return VerbRead
+		return "", false
 	}
 }

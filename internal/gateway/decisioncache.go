@@ -32,6 +32,27 @@ func newDecisionCache[V any](max int) *decisionCache[V] {
 	return &decisionCache[V]{entries: make(map[string]cacheEntry[V]), max: max, now: time.Now}
 }
 
+// lookup returns the cached value of key if it has not expired.
+func (c *decisionCache[V]) lookup(key string) (V, bool) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.value, true
+	}
+	var zero V
+	return zero, false
+}
+
+// holds reports whether key has an entry, expired or not.
+func (c *decisionCache[V]) holds(key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
 // get returns the cached value of key, computing it with fill on a miss. fill
 // returns the value, how long it may be cached (0: not at all) and an error
 // (never cached).

@@ -6,20 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/backtestpersistence/operator/internal/persist"
 )
 
-// Limits bound what one HTTP request may carry.
+// Limits bound what one HTTP request may carry, and how many connections the
+// server holds.
 type Limits struct {
 	// MaxBodyBytes caps the request body; a larger body is rejected with 413 before it is parsed.
 	MaxBodyBytes int64
 	// MaxBatchOps caps the operations of one batch call (413 beyond it).
 	MaxBatchOps int
+	// MaxConns caps the connections served at once, MaxConnsPerIP those of one
+	// client address; a connection beyond either is answered 503 and closed.
+	MaxConns, MaxConnsPerIP int
 }
 
 // DefaultLimits are the limits used when a field of Limits is zero.
-var DefaultLimits = Limits{MaxBodyBytes: 8 << 20, MaxBatchOps: 500}
+var DefaultLimits = Limits{MaxBodyBytes: 8 << 20, MaxBatchOps: 500, MaxConns: 4096, MaxConnsPerIP: 512}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxBodyBytes <= 0 {
@@ -28,8 +33,18 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxBatchOps <= 0 {
 		l.MaxBatchOps = DefaultLimits.MaxBatchOps
 	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultLimits.MaxConns
+	}
+	if l.MaxConnsPerIP <= 0 {
+		l.MaxConnsPerIP = DefaultLimits.MaxConnsPerIP
+	}
 	return l
 }
+
+// errNotUTF8: encoding/json would replace the invalid bytes with U+FFFD and the
+// store would keep something other than what the client sent.
+var errNotUTF8 = apiErrorf(CodeInvalidRequest, "body is not valid UTF-8")
 
 // batchBody is the JSON body of the batch call.
 type batchBody struct {
@@ -41,6 +56,9 @@ type batchBody struct {
 // (unknown kind or op, missing, unknown or mistyped key fields, a missing or
 // unexpected value); limits on lengths and payloads are the store's.
 func DecodeOp(body []byte) (persist.Request, error) {
+	if !utf8.Valid(body) {
+		return persist.Request{}, errNotUTF8
+	}
 	req, ok := fastDecodeOp(body)
 	if !ok {
 		req = persist.Request{}
@@ -58,6 +76,9 @@ func DecodeOp(body []byte) (persist.Request, error) {
 // validated before any is executed, so one bad operation rejects the whole batch
 // and nothing is written.
 func DecodeBatch(body []byte, maxOps int) ([]persist.Request, error) {
+	if !utf8.Valid(body) {
+		return nil, errNotUTF8
+	}
 	var b batchBody
 	if err := strictUnmarshal(body, &b); err != nil {
 		return nil, err
@@ -97,7 +118,43 @@ func strictUnmarshal(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return apiErrorf(CodeInvalidRequest, "malformed JSON: data after the object")
 	}
+	// encoding/json keeps the last of repeated names; a request that names a field
+	// twice is ambiguous (other parsers keep the first), so it is refused.
+	if name, dup := duplicateName(trimmed, "key"); dup {
+		return apiErrorf(CodeInvalidRequest, "field %q appears more than once", name)
+	}
 	return nil
+}
+
+// duplicateName reports a name that appears twice in the JSON object obj (valid
+// JSON), or in its member named nested when that is an object.
+func duplicateName(obj []byte, nested string) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", false
+		}
+		if name == nested && nested != "" && len(raw) > 0 && raw[0] == '{' {
+			if inner, dup := duplicateName(raw, ""); dup {
+				return name + "." + inner, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jsonErrorMessage shortens decoder errors to what a client needs.

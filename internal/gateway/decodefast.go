@@ -213,15 +213,20 @@ func (d *fastDecoder) boolean() (bool, bool) {
 }
 
 // rawValue returns a copy of the next value, which must not be null (null takes
-// the general path) and must be valid JSON. The store's scanner finds its end (it
-// assumes valid JSON), and json.Valid then checks exactly that text.
+// the general path) and must be valid JSON. The store's scanner finds its end (a
+// value cut off inside a string, an escape or a container is declined), and
+// json.Valid then checks exactly that text.
 func (d *fastDecoder) rawValue() (json.RawMessage, bool) {
 	start := d.i
 	if start >= len(d.b) || d.b[start] == 'n' {
 		return nil, false
 	}
-	d.i = persist.SkipJSONValue(d.b, start)
-	raw := d.b[start:d.i]
+	end, complete := persist.SkipJSONValue(d.b, start)
+	if !complete {
+		return nil, false
+	}
+	d.i = end
+	raw := d.b[start:end]
 	if !json.Valid(raw) {
 		return nil, false
 	}

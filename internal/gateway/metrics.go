@@ -23,6 +23,8 @@ type Metrics struct {
 	opErrors        *prometheus.CounterVec
 	cacheHits       *prometheus.CounterVec
 	authDecisions   *prometheus.CounterVec
+	panics          prometheus.Counter
+	tokenReviews    *prometheus.CounterVec
 
 	// Pre-resolved children for the hot path, indexed by kind and op position.
 	opObs [][]opChildren
@@ -81,9 +83,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backtestpersistence_gateway_auth_failures_total",
 			Help: "Requests refused by authentication or authorization, by code.",
 		}, []string{"code"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backtestpersistence_gateway_panics_total",
+			Help: "Requests whose handling panicked (answered 500; the process keeps serving).",
+		}),
+		tokenReviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backtestpersistence_gateway_token_reviews_total",
+			Help: "TokenReview calls the gateway made or refused to make, by result (accepted, rejected, error, throttled).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestDuration, m.opDuration, m.opErrors, m.cacheHits, m.authDecisions)
+		reg.MustRegister(m.requests, m.requestDuration, m.opDuration, m.opErrors, m.cacheHits, m.authDecisions,
+			m.panics, m.tokenReviews)
 	}
 	m.opObs = make([][]opChildren, len(persist.Kinds)+1)
 	for ki := range m.opObs {

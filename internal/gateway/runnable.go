@@ -28,9 +28,8 @@ type Server struct {
 	Started chan<- net.Addr
 }
 
-// Server limits and timeouts.
+// Server limits and timeouts (the read timeouts are in preauth.go).
 const (
-	readTimeout  = 60 * time.Second
 	writeTimeout = 60 * time.Second
 	idleTimeout  = 120 * time.Second
 	// maxHeaderBytes is the per-connection read buffer, which bounds a request's headers.
@@ -38,12 +37,19 @@ const (
 )
 
 // newHTTPServer returns the fasthttp server with the gateway's timeouts and limits;
-// requests run h.Serve with base as their context.
+// requests run h.Serve with base as their context. Each request is authenticated
+// from its headers before its body is read (preauth.go). ReadTimeout bounds the
+// headers; the hook gives an accepted request's body its own deadline.
 func newHTTPServer(base context.Context, h *Handler, log logr.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                      func(rc *fasthttp.RequestCtx) { h.Serve(base, rc) },
-		ErrorHandler:                 func(rc *fasthttp.RequestCtx, err error) { h.serveError(base, rc, err) },
-		ReadTimeout:                  readTimeout,
+		Handler:      func(rc *fasthttp.RequestCtx) { h.Serve(base, rc) },
+		ErrorHandler: func(rc *fasthttp.RequestCtx, err error) { h.serveError(base, rc, err) },
+		HeaderReceived: func(hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return h.headerReceived(base, hdr)
+		},
+		Concurrency:                  h.o.Limits.MaxConns,
+		MaxConnsPerIP:                h.o.Limits.MaxConnsPerIP,
+		ReadTimeout:                  headerReadTimeout,
 		WriteTimeout:                 writeTimeout,
 		IdleTimeout:                  idleTimeout,
 		ReadBufferSize:               maxHeaderBytes,

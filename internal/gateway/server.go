@@ -5,7 +5,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,10 +95,19 @@ func NewHandler(o Options) *Handler {
 //	POST /v1/namespaces/{namespace}/persistences/{name}/batch
 //	GET  /v1/openapi.yaml
 //	GET  /healthz, /readyz
+//
+// A panic while serving is answered 500 Internal (panicguard.go).
 func (h *Handler) Serve(ctx context.Context, rc *fasthttp.RequestCtx) {
 	start := time.Now()
-	route, code := h.serve(ctx, rc)
-	h.o.Metrics.observeRequest(route, code, time.Since(start))
+	route, code := routeOther, Code("")
+	defer func() {
+		if v := recover(); v != nil {
+			code = h.recovered(rc, v)
+		}
+		h.discardUnreadBody(rc)
+		h.o.Metrics.observeRequest(route, code, time.Since(start))
+	}()
+	route, code = h.serve(ctx, rc)
 }
 
 func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, Code) {
@@ -149,6 +157,12 @@ func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, C
 // malformed request or a timeout (400). It is the server's ErrorHandler.
 func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err error) {
 	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			rc.SetConnectionClose()
+			h.o.Metrics.observeRequest(routeOther, h.recovered(rc, v), time.Since(start))
+		}
+	}()
 	var e error
 	var small *fasthttp.ErrSmallBuffer
 	switch {
@@ -159,12 +173,12 @@ func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err e
 		// body is refused midway, after the server has discarded the headers: 413 alone
 		// (it tells an anonymous caller nothing but the documented limit).
 		if n := rc.Request.Header.ContentLength(); int64(n) > h.o.Limits.MaxBodyBytes {
-			drainBody(rc.Conn(), n)
+			drainBody(rc.Conn(), n, maxDrainBytes, drainTotal)
 			if _, aerr := h.authenticate(ctx, rc); aerr != nil {
 				e = aerr
 			}
 		} else {
-			drainBody(rc.Conn(), -1)
+			drainBody(rc.Conn(), -1, maxDrainBytes, drainTotal)
 		}
 	case errors.As(err, &small):
 		e = apiErrorf(CodeTooLarge, "request headers are too large")
@@ -185,18 +199,19 @@ const (
 
 // drainBody reads and discards what the client still sends of a body the server
 // refused, so that closing the connection does not reset it before the client has
-// read the 413 (a client writes the whole body before it reads the response). A
-// body over maxDrainBytes is not drained; its client may see a reset instead. A
-// chunked body (contentLength < 0) is drained until the client pauses.
-func drainBody(conn net.Conn, contentLength int) {
-	if conn == nil || contentLength == 0 || contentLength > maxDrainBytes {
+// read the answer (a client writes the whole body before it reads the response).
+// A body over maxBytes is not drained; its client may see a reset instead. A
+// chunked body (contentLength < 0) is drained until the client pauses, at most
+// maxBytes. It reads for at most total, into a small buffer.
+func drainBody(conn net.Conn, contentLength, maxBytes int, total time.Duration) {
+	if conn == nil || contentLength == 0 || contentLength > maxBytes {
 		return
 	}
 	if contentLength < 0 {
-		contentLength = maxDrainBytes
+		contentLength = maxBytes
 	}
-	end := time.Now().Add(drainTotal)
-	buf := make([]byte, 32<<10)
+	end := time.Now().Add(total)
+	buf := make([]byte, 16<<10)
 	for left := contentLength; left > 0 && time.Now().Before(end); {
 		deadline := time.Now().Add(drainIdle)
 		if deadline.After(end) {
@@ -265,18 +280,23 @@ func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, name
 	return nil
 }
 
-// authenticate returns the caller of a request or a 401/503 error.
+// authenticate returns the caller of a request or a 401/503 error; a request the
+// server's header hook already refused keeps that answer (preauth.go).
 func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*Identity, error) {
-	auth := rc.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	token, found := bytes.CutPrefix(auth, []byte("Bearer "))
-	token = bytes.TrimSpace(token)
-	if !found || len(token) == 0 {
-		return nil, apiErrorf(CodeUnauthorized, "a bearer token is required")
+	if e, refused := refusal(rc); refused {
+		return nil, e
 	}
-	id, err := h.o.Authenticator.Authenticate(ctx, string(token))
+	return h.authenticateHeader(ctx, &rc.Request.Header)
+}
+
+// checkToken returns the caller a bearer token names or a 401/503 error.
+func (h *Handler) checkToken(ctx context.Context, token string) (*Identity, error) {
+	id, err := h.o.Authenticator.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, apiErrorf(CodeUnauthorized, "the bearer token was not accepted")
+	case errors.Is(err, ErrReviewThrottled):
+		return nil, apiErrorf(CodeUnavailable, "too many new tokens to review right now, retry")
 	case err != nil:
 		h.o.Log.Error(err, "authentication failed")
 		return nil, apiErrorf(CodeUnavailable, "authentication is unavailable, retry")
@@ -284,13 +304,18 @@ func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*I
 	return id, nil
 }
 
-// authorize checks every verb the operations need (at most two reviews).
+// authorize checks every verb the operations need (at most two reviews). An
+// operation without a known verb denies the whole request.
 func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name string, reqs []persist.Request) error {
 	needRead, needWrite := false, false
 	for i := range reqs {
-		if verbOf(string(reqs[i].Op)) == VerbWrite {
+		verb, ok := verbOf(reqs[i].Op)
+		switch {
+		case !ok:
+			return apiErrorf(CodeForbidden, "operation %q is not authorized for anyone", reqs[i].Op)
+		case verb == VerbWrite:
 			needWrite = true
-		} else {
+		default:
 			needRead = true
 		}
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// AuthCacheTTL is how long allowed decisions are cached (default 10s); denials a fifth of it.
 	AuthCacheTTL time.Duration
+	// TokenReviewsPerSecond bounds the TokenReviews of tokens not in the cache
+	// (default DefaultTokenReviewsPerSecond, bursts of twice as many).
+	TokenReviewsPerSecond float64
 	// OpenTimeout bounds opening one tenant's store (default 15s).
 	OpenTimeout time.Duration
 	// ShutdownGrace bounds the drain of in-flight requests (default 15s).
@@ -85,6 +88,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 		Tenants: registry,
 		Authenticator: NewTokenReviewAuthenticator(cs.AuthenticationV1().TokenReviews(), TokenReviewOptions{
 			Audiences: cfg.Audiences, ReviewOptions: ReviewOptions{TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL},
+			ReviewsPerSecond: cfg.TokenReviewsPerSecond, ReviewBurst: int(2 * cfg.TokenReviewsPerSecond), Metrics: metrics,
 		}),
 		Authorizer: NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{
 			TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL,

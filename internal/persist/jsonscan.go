@@ -16,26 +16,33 @@ func skipSpaceAt(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string literal starting at i.
-func skipString(b []byte, i int) int {
+// skipString returns the index after the string literal starting at i, and
+// whether the literal is closed. An unclosed literal (the input ends inside the
+// string or inside an escape) ends at len(b): the result never points past the end.
+func skipString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
 			i++
 		case '"':
-			return i + 1
+			return i + 1, true
 		}
 	}
-	return i
+	return len(b), false
 }
 
-// SkipJSONValue returns the index after the JSON value starting at b[i] (i <
-// len(b)), for callers that then check the value's text with json.Valid (the
-// gateway's request decoder).
-func SkipJSONValue(b []byte, i int) int { return skipValue(b, i) }
+// SkipJSONValue returns the index after the JSON value starting at b[i] and
+// whether the value is complete (every string and container it opens is closed
+// within b). It never returns an index past len(b), whatever b holds. Callers
+// check the value's text with json.Valid (the gateway's request decoder).
+func SkipJSONValue(b []byte, i int) (int, bool) { return skipValue(b, i) }
 
-// skipValue returns the index after the JSON value starting at i.
-func skipValue(b []byte, i int) int {
+// skipValue returns the index after the JSON value starting at i, and whether it
+// is complete; see SkipJSONValue.
+func skipValue(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return len(b), false
+	}
 	switch b[i] {
 	case '"':
 		return skipString(b, i)
@@ -44,25 +51,29 @@ func skipValue(b []byte, i int) int {
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i) - 1
+				end, ok := skipString(b, i)
+				if !ok {
+					return end, false
+				}
+				i = end - 1
 			case '{', '[':
 				depth++
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					return i + 1
+					return i + 1, true
 				}
 			}
 		}
-		return i
+		return len(b), false
 	default:
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
+				return i, true
 			}
 		}
-		return i
+		return i, true
 	}
 }
 
@@ -79,7 +90,7 @@ func splitArray(b []byte) [][]byte {
 	}
 	for i < len(b) {
 		i = skipSpaceAt(b, i)
-		end := skipValue(b, i)
+		end, _ := skipValue(b, i)
 		out = append(out, b[i:end])
 		i = skipSpaceAt(b, end)
 		if i >= len(b) || b[i] == ']' {
@@ -116,7 +127,10 @@ func topLevelField(obj []byte, name string) ([]byte, bool) {
 	ok := false
 	i = skipSpaceAt(obj, i+1)
 	for i < len(obj) && obj[i] == '"' {
-		kend := skipString(obj, i)
+		kend, closed := skipString(obj, i)
+		if !closed {
+			break
+		}
 		lit := obj[i:kend]
 		var match bool
 		if hasByte(lit, '\\') {
@@ -127,7 +141,10 @@ func topLevelField(obj []byte, name string) ([]byte, bool) {
 		}
 		i = skipSpaceAt(obj, kend)
 		i = skipSpaceAt(obj, i+1) // colon
-		vend := skipValue(obj, i)
+		if i >= len(obj) {
+			break
+		}
+		vend, _ := skipValue(obj, i)
 		if match {
 			found, ok = obj[i:vend], true
 		}

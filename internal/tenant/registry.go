@@ -32,7 +32,14 @@ type Registry struct {
 	mu      sync.RWMutex
 	tenants map[types.NamespacedName]*entry
 	synced  atomic.Bool
+	// closed is set by CloseAll (shutdown): from then on every tenant is
+	// unavailable, so that requests still in the server's drain get a retryable
+	// 503 rather than a 404 that says the tenant does not exist.
+	closed bool
 }
+
+// errShuttingDown is what Acquire returns once the registry is closed.
+var errShuttingDown = &UnavailableError{Reason: "ShuttingDown", Message: "this gateway replica is shutting down, retry"}
 
 // entry is the registry's state of one tenant; it is replaced, never mutated.
 type entry struct {
@@ -65,7 +72,11 @@ func (r *Registry) Acquire(namespace, name string) (Store, func(), error) {
 	for {
 		r.mu.RLock()
 		e, ok := r.tenants[key]
+		closed := r.closed
 		r.mu.RUnlock()
+		if closed {
+			return nil, nil, errShuttingDown
+		}
 		if !ok {
 			if !r.synced.Load() {
 				// Not loaded yet is not "does not exist": ask the worker to retry.
@@ -105,6 +116,13 @@ func (r *Registry) state(key types.NamespacedName) (*entry, bool) {
 // not carried over, after its in-flight requests.
 func (r *Registry) set(key types.NamespacedName, e *entry) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		if e.handle != nil {
+			e.handle.close()
+		}
+		return
+	}
 	old := r.tenants[key]
 	r.tenants[key] = e
 	r.mu.Unlock()
@@ -138,9 +156,11 @@ func (r *Registry) Counts() (serving, unavailable int) {
 	return serving, unavailable
 }
 
-// CloseAll closes every store; for shutdown.
+// CloseAll closes every store; for shutdown. Afterwards every tenant is
+// unavailable (retryable) and stores opened later are closed at once.
 func (r *Registry) CloseAll() {
 	r.mu.Lock()
+	r.closed = true
 	all := r.tenants
 	r.tenants = map[types.NamespacedName]*entry{}
 	r.mu.Unlock()

@@ -167,3 +167,32 @@ func TestCacheIdentity(t *testing.T) {
 		}
 	}
 }
+
+// During shutdown every tenant, known or not, is retryable (503), never "does not
+// exist" (404); a store opened after the close is closed at once.
+func TestRegistryShutdownIsRetryable(t *testing.T) {
+	r := NewRegistry()
+	r.MarkSynced()
+	key := types.NamespacedName{Namespace: "ns", Name: "t"}
+	s := &countingStore{}
+	r.set(key, &entry{handle: &handle{store: s}})
+	r.CloseAll()
+	if s.closed.Load() != 1 {
+		t.Fatalf("store closed %d times", s.closed.Load())
+	}
+	for _, name := range []string{"t", "never-known"} {
+		_, _, err := r.Acquire("ns", name)
+		var u *UnavailableError
+		if !errors.As(err, &u) || u.Reason != "ShuttingDown" {
+			t.Fatalf("%s during shutdown: %v, want UnavailableError ShuttingDown", name, err)
+		}
+	}
+	late := &countingStore{}
+	r.set(key, &entry{handle: &handle{store: late}})
+	if late.closed.Load() != 1 {
+		t.Fatal("a store opened after shutdown stays open")
+	}
+	if _, _, err := r.Acquire("ns", "t"); !errors.As(err, new(*UnavailableError)) {
+		t.Fatalf("after a late open: %v", err)
+	}
+}

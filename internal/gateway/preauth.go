@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Authentication happens as soon as a request's headers are in, before its body
+// is read (the server's HeaderReceived hook): a request whose bearer token is not
+// accepted costs its headers and nothing more. Its body is never buffered: the
+// hook declares it empty, so the server goes straight to the handler, which
+// answers with the refusal (401, or 503 when the token could not be checked),
+// discards what the client still sends within tight bounds, and closes the
+// connection. This keeps 401 before 413 for every body, declared or chunked.
+
+// Internal request headers by which the hook tells the handler that it refused a
+// request (the JSON error) and left its body unread (the declared length, -1 for
+// chunked). Values a client sends under these names are removed first.
+const (
+	refusalHeader    = "X-Btp-Gateway-Refusal"
+	unreadBodyHeader = "X-Btp-Gateway-Unread-Body"
+)
+
+// Reading a request: headers within headerReadTimeout of its first byte, then a
+// body of an accepted request within bodyReadTimeout.
+const (
+	headerReadTimeout = 10 * time.Second
+	bodyReadTimeout   = 60 * time.Second
+)
+
+// Draining the body of a refused request: at most the body limit, waiting at most
+// drainIdle for more and refusedDrainTotal in all, so an anonymous client cannot
+// hold the server reading for long.
+const refusedDrainTotal = 2 * time.Second
+
+// headerReceived authenticates a request from its headers and returns how much of
+// its body the server may read.
+func (h *Handler) headerReceived(ctx context.Context, hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	hdr.Del(refusalHeader)
+	hdr.Del(unreadBodyHeader)
+	var err error
+	if h.guard("authentication from the request headers", func() { _, err = h.authenticateHeader(ctx, hdr) }) {
+		err = apiErrorf(CodeInternal, "internal error while authenticating the request")
+	}
+	if err == nil {
+		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
+	}
+	refusal, _ := json.Marshal(classify(err))
+	hdr.SetBytesV(refusalHeader, refusal)
+	// -2 is a request without Content-Length or Transfer-Encoding, which has no body.
+	if n := hdr.ContentLength(); n > 0 || n == -1 {
+		hdr.Set(unreadBodyHeader, strconv.Itoa(n))
+		hdr.SetContentLength(0)
+	}
+	hdr.Del(fasthttp.HeaderExpect) // no "100 Continue" for a body that will not be read
+	return fasthttp.RequestConfig{}
+}
+
+// refusal returns the error headerReceived refused the request with, if it did.
+func refusal(rc *fasthttp.RequestCtx) (*Error, bool) {
+	raw := rc.Request.Header.Peek(refusalHeader)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	var e Error
+	if json.Unmarshal(raw, &e) != nil || e.Code == "" {
+		e = Error{Code: CodeUnauthorized, Message: "the bearer token was not accepted"}
+	}
+	return &e, true
+}
+
+// discardUnreadBody closes the connection of a request whose body headerReceived
+// left unread, after reading and discarding what the client still sends of it
+// (within bounds), so that the client reads the answer instead of a reset.
+func (h *Handler) discardUnreadBody(rc *fasthttp.RequestCtx) {
+	raw := rc.Request.Header.Peek(unreadBodyHeader)
+	if len(raw) == 0 {
+		return
+	}
+	rc.SetConnectionClose()
+	n, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return
+	}
+	drainBody(rc.Conn(), n, int(h.o.Limits.MaxBodyBytes), refusedDrainTotal)
+}
+
+// authenticateHeader returns the caller named by the request's bearer token or a
+// 401/503 error.
+func (h *Handler) authenticateHeader(ctx context.Context, hdr *fasthttp.RequestHeader) (*Identity, error) {
+	auth := hdr.Peek(fasthttp.HeaderAuthorization)
+	token, found := bytes.CutPrefix(auth, []byte("Bearer "))
+	token = bytes.TrimSpace(token)
+	if !found || len(token) == 0 {
+		return nil, apiErrorf(CodeUnauthorized, "a bearer token is required")
+	}
+	return h.checkToken(ctx, string(token))
+}

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A request without an accepted token is answered from its headers: the server
+// does not wait for (or buffer) its body. Each request below declares or starts a
+// body within the limit and withholds its end; the answer must come anyway. The
+// deadline only bounds a broken server's wait: a server that reads the body first
+// answers nothing until its own read timeout.
+func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
+	h, tn := newTestHandler()
+	h.o.Limits.MaxBodyBytes = 8 << 20
+	base := startTestServer(t, h)
+	addr := strings.TrimPrefix(base, "http://")
+	const path = "POST " + opsPath + " HTTP/1.1\r\nHost: gw\r\n"
+	bigBody := strings.Repeat("x", 1<<20)
+	cases := []struct {
+		name, head, body string
+		status           int
+		code             Code
+	}{
+		{"no token, declared 8 MiB", path + "Content-Length: 8388600\r\n\r\n", bigBody, 401, CodeUnauthorized},
+		{"rejected token, declared 8 MiB", path + "Authorization: Bearer forged\r\nContent-Length: 8388600\r\n\r\n", bigBody, 401, CodeUnauthorized},
+		{"unreviewable token, declared 8 MiB", path + "Authorization: Bearer broken\r\nContent-Length: 8388600\r\n\r\n", bigBody, 503, CodeUnavailable},
+		{"no token, chunked", path + "Transfer-Encoding: chunked\r\n\r\n", "10000\r\n" + strings.Repeat("y", 1<<16) + "\r\n", 401, CodeUnauthorized},
+		{"no token, expect 100-continue", path + "Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n", "", 401, CodeUnauthorized},
+		{"forged refusal header", path + refusalHeader + ": {}\r\n" + unreadBodyHeader + ": 5\r\nContent-Length: 8388600\r\n\r\n", "", 401, CodeUnauthorized},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(conn, c.head+c.body); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer while the body is incomplete: %v", err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			var e Error
+			if res.StatusCode != c.status || json.Unmarshal(raw, &e) != nil || e.Code != c.code {
+				t.Fatalf("%d %s, want %d %s", res.StatusCode, raw, c.status, c.code)
+			}
+			if !res.Close {
+				t.Fatal("the connection stays open with the body unread")
+			}
+		})
+	}
+	// With an accepted token the same server reads bodies as before.
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, body := range []string{
+		`{"kind":"state","op":"write",` + stateKey + `,"value":{"n":2},"when":1}`,
+		`{"kind":"state","op":"read",` + stateKey + `}`,
+	} {
+		req, _ := http.NewRequest("POST", base+opsPath, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer writer")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("accepted token: %d %s", res.StatusCode, raw)
+		}
+	}
+	if n := len(tn.stores["a/t"].data); n != 1 {
+		t.Fatalf("store holds %d records, want the accepted write's one", n)
+	}
+}
