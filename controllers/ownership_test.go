@@ -32,7 +32,7 @@ var _ = Describe("Ownership of tenant data", Ordered, func() {
 
 	stateKey := `{"signalId":"owned","bucketName":"b"}`
 	stateWrite := func(v string) string {
-		return `{"kind":"state","op":"write","key":` + stateKey + `,"value":"` + v + `","when":1}`
+		return `{"kind":"state","op":"write","key":` + stateKey + `,"value":{"secret":"` + v + `"},"when":1}`
 	}
 	stateRead := `{"kind":"state","op":"read","key":` + stateKey + `}`
 
