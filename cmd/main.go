@@ -33,6 +33,7 @@ type managerOptions struct {
 	leaderElectionID, leaderElectionNS string
 	watchNamespaces                    string
 	metricsSecure                      bool
+	metricsCertDir                     string
 	probeTimeout                       time.Duration
 	mongoMaxPoolSize                   uint64
 }
@@ -41,6 +42,7 @@ func bindManagerFlags(fs *flag.FlagSet) *managerOptions {
 	o := &managerOptions{}
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint (\"0\" disables it).")
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, to callers whose token may get /metrics (TokenReview and SubjectAccessReview); false serves plain HTTP.")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for the metrics endpoint (e.g. the gateway's mounted certificate, so scrapers can verify it); reloaded when they change. Empty: a self-signed certificate.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader reconciles (the gateway serves on every replica).")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "backtest-persistence-operator.persistence.backtestkit.dev", "Name of the leader election Lease.")
@@ -87,11 +89,12 @@ func watchedNamespaces(flagValue string) map[string]cache.Config {
 }
 
 // metricsOptions serves metrics as kubebuilder scaffolds it: HTTPS with a self-signed
-// certificate and authentication and authorization of each scrape, unless turned off.
+// certificate (or the one in --metrics-cert-dir) and authentication and authorization of each scrape, unless turned off.
 func metricsOptions(o *managerOptions) metricsserver.Options {
 	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
 	if o.metricsSecure {
 		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		opts.CertDir = o.metricsCertDir
 	}
 	return opts
 }

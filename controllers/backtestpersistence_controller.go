@@ -75,6 +75,8 @@ type reconcileState struct {
 	secretsChanged bool
 	mongo          *mongo.Client // set when MongoDB answered
 	redis          redis.UniversalClient
+	// databaseOwned: the database's marker names this object (checked in this reconcile).
+	databaseOwned bool
 }
 
 // step is one ordered part of a reconcile. It sets its conditions; a returned error
@@ -116,7 +118,7 @@ func (r *BacktestPersistenceReconciler) Reconcile(ctx context.Context, req ctrl.
 	}()
 
 	st := &reconcileState{}
-	for _, s := range []step{r.reconcileSecrets, r.reconcileMongo, r.reconcileRedis, r.reconcileIndexes, r.reconcileStore} {
+	for _, s := range []step{r.reconcileSecrets, r.reconcileMongo, r.reconcileRedis, r.reconcileOwnership, r.reconcileIndexes, r.reconcileStore} {
 		res, err := s(ctx, obj, st)
 		result = lowestRequeue(result, res)
 		if err != nil {
@@ -200,6 +202,11 @@ func (r *BacktestPersistenceReconciler) reconcileRedis(ctx context.Context, obj 
 func (r *BacktestPersistenceReconciler) reconcileIndexes(ctx context.Context, obj *v1.BacktestPersistence, st *reconcileState) (ctrl.Result, error) {
 	if st.mongo == nil {
 		setDependencyNotReady(obj, v1.ConditionIndexesReady, "MongoDB is not ready")
+		return ctrl.Result{}, nil
+	}
+	if !st.databaseOwned {
+		// Never touch a database another object owns.
+		setDependencyNotReady(obj, v1.ConditionIndexesReady, "the database is not owned by this BacktestPersistence")
 		return ctrl.Result{}, nil
 	}
 	db := infra.DatabaseName(obj)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,7 +21,7 @@ import (
 const maxConditionMessage = 1024
 
 // readyDependencies are the conditions Ready summarizes, in the order their failure is reported.
-var readyDependencies = []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady, v1.ConditionStoreReady}
+var readyDependencies = []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionDataOwned, v1.ConditionIndexesReady, v1.ConditionStoreReady}
 
 func setCondition(obj *v1.BacktestPersistence, typ string, status metav1.ConditionStatus, reason, msg string) {
 	if len(msg) > maxConditionMessage {
@@ -67,7 +68,7 @@ func setSecretsCondition(obj *v1.BacktestPersistence, err error) {
 		failed = v1.ConditionRedisReady
 	}
 	setCondition(obj, failed, statusFor(err), infra.Reason(err), err.Error())
-	for _, t := range []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady} {
+	for _, t := range []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionDataOwned, v1.ConditionIndexesReady} {
 		if t != failed {
 			setDependencyNotReady(obj, t, "waiting for the referenced Secrets")
 		}
@@ -96,6 +97,62 @@ func caSecretOf(t *v1.TLSSpec) string {
 // setDependencyNotReady marks a check that was not attempted as Unknown.
 func setDependencyNotReady(obj *v1.BacktestPersistence, condType, msg string) {
 	setCondition(obj, condType, metav1.ConditionUnknown, v1.ReasonDependencyNotReady, msg)
+}
+
+// setOwnershipCondition records the claims of the database (dbErr) and of the key
+// space (ksErr); errNotChecked marks a claim whose server did not answer. A claim held
+// by another object is False (DatabaseInUse before KeyPrefixOverlaps); a claim that
+// could not be completed is Unknown. A claim that was not checked keeps an earlier
+// True as long as the Secrets are the ones it was verified with: only the owner ever
+// releases a claim, so a server that is down for a while does not take it away.
+func setOwnershipCondition(obj *v1.BacktestPersistence, dbErr, ksErr error, secretsChanged bool) {
+	switch {
+	case infra.IsClaimed(dbErr):
+		setCondition(obj, v1.ConditionDataOwned, metav1.ConditionFalse, v1.ReasonDatabaseInUse, ownershipMessage(dbErr, ksErr))
+		return
+	case infra.IsClaimed(ksErr):
+		setCondition(obj, v1.ConditionDataOwned, metav1.ConditionFalse, v1.ReasonKeyPrefixOverlaps, ownershipMessage(dbErr, ksErr))
+		return
+	}
+	for _, c := range []struct {
+		err  error
+		what string
+	}{{dbErr, "database"}, {ksErr, "Redis key space"}} {
+		if c.err != nil && !errors.Is(c.err, errNotChecked) {
+			setCondition(obj, v1.ConditionDataOwned, metav1.ConditionUnknown, v1.ReasonCheckFailed,
+				"could not check the ownership of the "+c.what+": "+c.err.Error())
+			return
+		}
+	}
+	if dbErr == nil && ksErr == nil {
+		setCondition(obj, v1.ConditionDataOwned, metav1.ConditionTrue, v1.ReasonSucceeded,
+			"the database and the Redis key space are owned by this BacktestPersistence")
+		return
+	}
+	if prev := meta.FindStatusCondition(obj.Status.Conditions, v1.ConditionDataOwned); prev != nil && prev.Status == metav1.ConditionTrue && !secretsChanged {
+		return
+	}
+	var missing []string
+	if dbErr != nil {
+		missing = append(missing, "MongoDB")
+	}
+	if ksErr != nil {
+		missing = append(missing, "Redis")
+	}
+	setDependencyNotReady(obj, v1.ConditionDataOwned, strings.Join(missing, " and ")+" not ready: ownership not checked")
+}
+
+// ownershipMessage joins the refusals; neither names the other object.
+func ownershipMessage(dbErr, ksErr error) string {
+	var msgs []string
+	for _, err := range []error{dbErr, ksErr} {
+		if infra.IsClaimed(err) {
+			var c *infra.ClaimedError
+			errors.As(err, &c)
+			msgs = append(msgs, c.Error())
+		}
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // setIndexesCondition records an index migration and its summary.

@@ -76,7 +76,7 @@ func TestSetSecretsCondition(t *testing.T) {
 			if c := cond(o, tc.failed); c.Status != metav1.ConditionFalse || c.Reason != tc.wantReason {
 				t.Fatalf("%s = %+v", tc.failed, c)
 			}
-			for _, other := range []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady} {
+			for _, other := range []string{v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionDataOwned, v1.ConditionIndexesReady} {
 				if other == tc.failed {
 					continue
 				}
@@ -142,12 +142,13 @@ func TestSetReadyCondition(t *testing.T) {
 		wantReason string
 	}{
 		{"nothing checked yet", nil, U, v1.ReasonProgressing},
-		{"all true without store", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}}, T, v1.ReasonSucceeded},
-		{"store reported true", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}, {v1.ConditionStoreReady, T, "Open"}}, T, v1.ReasonSucceeded},
-		{"store reported false", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}, {v1.ConditionStoreReady, F, "OpenFailed"}}, F, "OpenFailed"},
+		{"all true without store", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionDataOwned, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}}, T, v1.ReasonSucceeded},
+		{"store reported true", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionDataOwned, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}, {v1.ConditionStoreReady, T, "Open"}}, T, v1.ReasonSucceeded},
+		{"store reported false", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionDataOwned, T, "Succeeded"}, {v1.ConditionIndexesReady, T, "Succeeded"}, {v1.ConditionStoreReady, F, "OpenFailed"}}, F, "OpenFailed"},
 		{"false wins over unknown", []in{{v1.ConditionMongoReady, U, v1.ReasonCheckFailed}, {v1.ConditionRedisReady, F, v1.ReasonUnreachable}, {v1.ConditionIndexesReady, T, "Succeeded"}}, F, v1.ReasonUnreachable},
 		{"first false in order", []in{{v1.ConditionMongoReady, F, v1.ReasonAuthenticationFailed}, {v1.ConditionRedisReady, F, v1.ReasonUnreachable}}, F, v1.ReasonAuthenticationFailed},
-		{"unknown only", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionIndexesReady, U, v1.ReasonDependencyNotReady}}, U, v1.ReasonDependencyNotReady},
+		{"data owned by another", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionDataOwned, F, v1.ReasonDatabaseInUse}, {v1.ConditionIndexesReady, U, v1.ReasonDependencyNotReady}}, F, v1.ReasonDatabaseInUse},
+		{"unknown only", []in{{v1.ConditionMongoReady, T, "Succeeded"}, {v1.ConditionRedisReady, T, "Succeeded"}, {v1.ConditionDataOwned, T, "Succeeded"}, {v1.ConditionIndexesReady, U, v1.ReasonDependencyNotReady}}, U, v1.ReasonDependencyNotReady},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

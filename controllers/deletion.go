@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,7 +20,9 @@ var protectedDatabases = map[string]bool{"admin": true, "local": true, "config":
 
 // reconcileDelete honours deletionPolicy, releases the tenant's clients and removes
 // the finalizer. With Delete, the tenant's database is dropped and its Redis keys are
-// removed by prefix; a server that cannot be reached blocks the deletion (retried with
+// removed by prefix, each only when this object owns it; with Retain nothing is
+// touched, and the ownership records stay with the data (see reconcileOwnership for
+// who may adopt it); a server that cannot be reached blocks the deletion (retried with
 // backoff) rather than leaving data behind silently. Without readable Secrets the data
 // cannot be reached at all: that is reported as a warning event and the finalizer is
 // removed, so that deleting a namespace cannot hang.
@@ -53,9 +56,10 @@ func (r *BacktestPersistenceReconciler) reconcileDelete(ctx context.Context, obj
 	return ctrl.Result{}, nil
 }
 
-// deleteData drops the tenant's database and removes its Redis keys. It uses the
-// database and prefix recorded in status (what was actually used), falling back to
-// the derived ones.
+// deleteData drops the tenant's database and removes its Redis keys, each only when
+// its ownership record names this object: a database or key space another object
+// owns (or that nobody claimed) is left alone. It uses the database and prefix
+// recorded in status (what was actually used), falling back to the derived ones.
 func (r *BacktestPersistenceReconciler) deleteData(ctx context.Context, obj *v1.BacktestPersistence) error {
 	ep, err := infra.ResolveSecrets(ctx, r.APIReader, obj)
 	if err != nil {
@@ -83,18 +87,53 @@ func (r *BacktestPersistenceReconciler) deleteData(ctx context.Context, obj *v1.
 	if err != nil {
 		return err
 	}
+	me := infra.OwnerOf(obj)
 	var errs []error
-	if err := infra.DropDatabase(ctx, mc, db); err != nil {
+	var notes []string
+	dbOwned, err := owns(ctx, infra.DatabaseClaim{DB: mc.Database(db)}, me)
+	switch {
+	case err != nil:
 		errs = append(errs, err)
+	case dbOwned:
+		if err := infra.DropDatabase(ctx, mc, db); err != nil {
+			errs = append(errs, err)
+		} else {
+			notes = append(notes, "dropped database "+db)
+		}
+	default:
+		notes = append(notes, "left database "+db+" alone (not owned by this object)")
 	}
-	n, err := infra.DeleteKeysWithPrefix(ctx, rc, prefix)
-	if err != nil {
+	ks := infra.KeySpaceClaim{Client: rc, Prefix: prefix}
+	ksOwned, err := owns(ctx, ks, me)
+	switch {
+	case err != nil:
 		errs = append(errs, err)
+	case ksOwned:
+		n, err := infra.DeleteKeysWithPrefix(ctx, rc, prefix)
+		if err == nil {
+			// The claim goes last: until the keys are gone nobody else may claim them.
+			err = ks.Release(ctx, me)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			notes = append(notes, fmt.Sprintf("removed %d Redis keys under %q", n, prefix))
+		}
+	default:
+		notes = append(notes, fmt.Sprintf("left the Redis keys under %q alone (not owned by this object)", prefix))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "DataDeleted", "Delete",
-		"dropped database %s and %d Redis keys under %q", db, n, prefix)
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "DataDeleted", "Delete", "%s", strings.Join(notes, "; "))
 	return nil
+}
+
+// owns reports whether c's ownership record names me.
+func owns(ctx context.Context, c infra.Claim, me infra.Owner) (bool, error) {
+	o, found, err := c.Owner(ctx)
+	if err != nil {
+		return false, err
+	}
+	return found && o.UID == me.UID, nil
 }

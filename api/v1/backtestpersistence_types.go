@@ -99,7 +99,9 @@ type BacktestPersistenceSpec struct {
 	// +kubebuilder:validation:items:Enum=signal;schedule;strategy;risk;partial;breakeven;candle;storage;notification;log;measure;interval;memory;recent;state;session
 	Adapters []string `json:"adapters,omitempty"`
 	// DeletionPolicy says what happens to the tenant's data when this object is
-	// deleted: Retain keeps it; Delete drops the database and the Redis keys under the prefix.
+	// deleted: Retain keeps it (and its ownership markers, so that only an object of
+	// the same namespace can adopt it); Delete drops the database and the Redis keys
+	// under the prefix, each only when this object owns it.
 	// +optional
 	// +kubebuilder:default=Retain
 	// +kubebuilder:validation:Enum=Retain;Delete
@@ -152,7 +154,7 @@ type BacktestPersistenceStatus struct {
 	// ObservedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, MongoReady, RedisReady, IndexesReady, StoreReady.
+	// Conditions: Ready, MongoReady, RedisReady, DataOwned, IndexesReady, StoreReady.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -193,6 +195,7 @@ type BacktestPersistenceStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Mongo",type=string,JSONPath=`.status.conditions[?(@.type=="MongoReady")].status`
 // +kubebuilder:printcolumn:name="Redis",type=string,JSONPath=`.status.conditions[?(@.type=="RedisReady")].status`
+// +kubebuilder:printcolumn:name="Owned",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="DataOwned")].status`
 // +kubebuilder:printcolumn:name="Indexes",type=string,JSONPath=`.status.conditions[?(@.type=="IndexesReady")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Database",type=string,priority=1,JSONPath=`.status.database`

@@ -2,8 +2,8 @@ package v1
 
 // Condition types of a BacktestPersistence.
 const (
-	// ConditionReady summarizes the others: True when MongoReady, RedisReady and
-	// IndexesReady are True, and StoreReady too once the gateway has reported it.
+	// ConditionReady summarizes the others: True when MongoReady, RedisReady,
+	// DataOwned and IndexesReady are True, and StoreReady too once the gateway has reported it.
 	ConditionReady = "Ready"
 	// ConditionMongoReady reports whether MongoDB answered a probe with the referenced credentials.
 	ConditionMongoReady = "MongoReady"
@@ -11,6 +11,11 @@ const (
 	ConditionRedisReady = "RedisReady"
 	// ConditionIndexesReady reports whether the index migration of every served kind succeeded.
 	ConditionIndexesReady = "IndexesReady"
+	// ConditionDataOwned reports whether this object owns its MongoDB database and
+	// its Redis key space: the ownership is recorded in the data (a marker document in
+	// the database, a claim in the Redis server's key-space registry) and checked on
+	// every reconcile. The gateway serves only tenants whose data they own.
+	ConditionDataOwned = "DataOwned"
 	// ConditionStoreReady is reported by the gateway's tenant registry: the adapter store
 	// for this tenant is open and serving. The controller keeps it as it finds it.
 	ConditionStoreReady = "StoreReady"
@@ -39,6 +44,13 @@ const (
 	ReasonMigrationFailed = "MigrationFailed"
 	// ReasonProgressing: the first check has not completed yet.
 	ReasonProgressing = "Progressing"
+	// ReasonDatabaseInUse: the database is owned by another BacktestPersistence (its
+	// marker names another object). The message never names the other object.
+	ReasonDatabaseInUse = "DatabaseInUse"
+	// ReasonKeyPrefixOverlaps: the Redis key prefix equals, contains or is contained in
+	// the key prefix of another BacktestPersistence on the same Redis server. The
+	// message never names the other object or its prefix.
+	ReasonKeyPrefixOverlaps = "KeyPrefixOverlaps"
 	// ReasonDeleting: the object is being deleted.
 	ReasonDeleting = "Deleting"
 )
@@ -47,7 +59,8 @@ const (
 const (
 	// DeletionPolicyRetain keeps the tenant's database and Redis keys when the object is deleted.
 	DeletionPolicyRetain = "Retain"
-	// DeletionPolicyDelete drops the tenant's database and removes its Redis keys by prefix.
+	// DeletionPolicyDelete drops the tenant's database and removes its Redis keys by
+	// prefix, each only when this object owns it.
 	DeletionPolicyDelete = "Delete"
 )
 

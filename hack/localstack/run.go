@@ -17,6 +17,10 @@ import (
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
 
+// tokenAudience is the audience the gateway requires, as the chart and the kustomize
+// manifests configure it: the worker token is minted for it.
+const tokenAudience = "backtest-persistence"
+
 func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
 		return err
@@ -97,6 +101,7 @@ func run(ctx context.Context, o options) error {
 		"--gateway-bind-address=127.0.0.1:"+strconv.Itoa(gatewayPort),
 		"--gateway-insecure",
 		"--gateway-advertise-url="+endpoint,
+		"--gateway-token-audiences="+tokenAudience,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -132,7 +137,7 @@ func run(ctx context.Context, o options) error {
 	if err := kubectlRun(ctx, kubectl, kubeconfig, nil, "-n", o.namespace, "wait", "--for=condition=Ready", "--timeout=120s", "backtestpersistence/"+o.name); err != nil {
 		return fmt.Errorf("sample tenant not Ready (see %s): %w", logPath, err)
 	}
-	token, err := kubectlOutput(ctx, kubectl, kubeconfig, "-n", o.namespace, "create", "token", "worker", "--duration=24h")
+	token, err := kubectlOutput(ctx, kubectl, kubeconfig, "-n", o.namespace, "create", "token", "worker", "--audience="+tokenAudience, "--duration=24h")
 	if err != nil {
 		return err
 	}
@@ -147,13 +152,13 @@ The operator is running.
   kubeconfig:  %s   (export KUBECONFIG=%s; %s get btp -A)
   gateway:     %s
   tenant:      namespace=%s name=%s
-  token file:  %s   (service account %s/worker, 24h)
+  token file:  %s   (service account %s/worker, audience %s, 24h)
   MongoDB:     %s
   Redis:       %s
 A worker (examples/backtest-kit-quickstart):
   BACKTEST_PERSISTENCE_URL=%s BACKTEST_PERSISTENCE_NAMESPACE=%s BACKTEST_PERSISTENCE_NAME=%s BACKTEST_PERSISTENCE_TOKEN_FILE=%s npm start
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubeconfig, kubectl, endpoint, o.namespace, o.name, tokenPath, o.namespace, mongo.URI(), redis.URL(),
+`, kubeconfig, kubeconfig, kubectl, endpoint, o.namespace, o.name, tokenPath, o.namespace, tokenAudience, mongo.URI(), redis.URL(),
 		endpoint, o.namespace, o.name, tokenPath)
 
 	if o.exitWhenReady {

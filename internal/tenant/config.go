@@ -24,14 +24,17 @@ type Config struct {
 	RedisURL  string // empty when the cache is disabled
 	RedisTLS  *infra.TLSMaterial
 	KeyPrefix string
-	CacheTTL  time.Duration // 0: the store's default
-	Kinds     []persist.Kind
+	// OwnerUID is the UID of the BacktestPersistence; the store is opened only when
+	// the database's ownership marker (and, when Redis answers, the key-space claim) names it.
+	OwnerUID string
+	CacheTTL time.Duration // 0: the store's default
+	Kinds    []persist.Kind
 }
 
 // Fingerprint identifies the config without keeping credentials readable.
 func (c Config) Fingerprint() string {
 	h := sha256.New()
-	for _, s := range []string{c.MongoURI, c.Database, c.RedisURL, c.KeyPrefix, c.CacheTTL.String()} {
+	for _, s := range []string{c.MongoURI, c.Database, c.RedisURL, c.KeyPrefix, c.OwnerUID, c.CacheTTL.String()} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -61,6 +64,7 @@ func configFor(obj *v1.BacktestPersistence, ep infra.Endpoints) Config {
 		MongoTLS:  ep.MongoTLS,
 		Database:  infra.DatabaseName(obj),
 		KeyPrefix: infra.KeyPrefix(obj),
+		OwnerUID:  string(obj.UID),
 	}
 	if obj.Spec.Cache.Enabled == nil || *obj.Spec.Cache.Enabled {
 		c.RedisURL = ep.RedisURL
@@ -77,8 +81,9 @@ func configFor(obj *v1.BacktestPersistence, ep infra.Endpoints) Config {
 
 // gateConditions are the infrastructure conditions that must be True before a tenant
 // is served. RedisReady is deliberately absent: Redis is a cache, and the store serves
-// reads from MongoDB while it is down.
-var gateConditions = []string{v1.ConditionMongoReady, v1.ConditionIndexesReady}
+// reads from MongoDB while it is down. DataOwned keeps a tenant that names another
+// tenant's database or key space from ever being served.
+var gateConditions = []string{v1.ConditionMongoReady, v1.ConditionDataOwned, v1.ConditionIndexesReady}
 
 // checkServable says why a tenant must not be served, or nil when it may be.
 func checkServable(obj *v1.BacktestPersistence) *UnavailableError {

@@ -39,8 +39,9 @@ func (p *poolStore) Close() {
 	}
 }
 
-// Open implements Opener: it takes the clients from the pools, opens the store and
-// initializes it (a ping of MongoDB; indexes are the reconciler's, so they are not
+// Open implements Opener: it takes the clients from the pools, checks that the
+// ownership records in the data name the tenant (an *UnavailableError with
+// ReasonDataNotOwned when not), opens the store and initializes it (a ping of MongoDB; indexes are the reconciler's, so they are not
 // created here).
 func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 	ps := &poolStore{}
@@ -83,6 +84,9 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 		}
 		ps.releases = append(ps.releases, release)
 		opts.Redis = rc
+	}
+	if err := verifyOwnership(ctx, opts.Database, opts.Redis, cfg.KeyPrefix, cfg.OwnerUID); err != nil {
+		return fail(err)
 	}
 	if ps.Store, err = persist.Open(opts); err != nil {
 		return fail(fmt.Errorf("open store: %w", err))

@@ -125,6 +125,11 @@ func (r *Reconciler) desiredEntry(ctx context.Context, key types.NamespacedName,
 	defer cancel()
 	store, err := r.Opener.Open(octx, cfg)
 	if err != nil {
+		var u *UnavailableError
+		if errors.As(err, &u) {
+			// Not owned (yet): retried with backoff, as the controller may be claiming now.
+			return &entry{unavailable: u}, fmt.Errorf("open store of %s: %w", key, err)
+		}
 		return &entry{unavailable: &UnavailableError{Reason: "StoreInitFailed", Message: err.Error()}},
 			fmt.Errorf("open store of %s: %w", key, err)
 	}

@@ -28,7 +28,7 @@ func cond(t string, s metav1.ConditionStatus, msg string) metav1.Condition {
 }
 
 func TestCheckServable(t *testing.T) {
-	ok := []metav1.Condition{cond(v1.ConditionMongoReady, "True", ""), cond(v1.ConditionIndexesReady, "True", "")}
+	ok := []metav1.Condition{cond(v1.ConditionMongoReady, "True", ""), cond(v1.ConditionIndexesReady, "True", ""), cond(v1.ConditionDataOwned, "True", "")}
 	if u := checkServable(withConditions(ok...)); u != nil {
 		t.Fatalf("ready tenant refused: %v", u)
 	}
@@ -36,12 +36,19 @@ func TestCheckServable(t *testing.T) {
 	if u := checkServable(withConditions(append(ok, cond(v1.ConditionRedisReady, "False", "refused"))...)); u != nil {
 		t.Fatalf("redis-down tenant refused: %v", u)
 	}
-	u := checkServable(withConditions(cond(v1.ConditionMongoReady, "False", "dial tcp: connection refused"), ok[1]))
+	u := checkServable(withConditions(cond(v1.ConditionMongoReady, "False", "dial tcp: connection refused"), ok[1], ok[2]))
 	if u == nil || u.Reason != "MongoNotReady" || u.Message != "MongoReady is False: dial tcp: connection refused" {
 		t.Fatalf("mongo down: %+v", u)
 	}
-	if u := checkServable(withConditions(ok[0])); u == nil || u.Reason != "WaitingForIndexesReady" {
+	if u := checkServable(withConditions(ok[0], ok[2])); u == nil || u.Reason != "WaitingForIndexesReady" {
 		t.Fatalf("indexes unknown: %+v", u)
+	}
+	// A tenant whose database or key space another object owns is never served.
+	if u := checkServable(withConditions(ok[0], ok[1])); u == nil || u.Reason != "WaitingForDataOwned" {
+		t.Fatalf("ownership not reported: %+v", u)
+	}
+	if u := checkServable(withConditions(ok[0], ok[1], cond(v1.ConditionDataOwned, "False", "the database is owned by another BacktestPersistence"))); u == nil || u.Reason != "DataOwnedNotReady" {
+		t.Fatalf("data owned by another: %+v", u)
 	}
 	del := withConditions(ok...)
 	now := metav1.Now()
@@ -76,7 +83,7 @@ func TestConfigFor(t *testing.T) {
 	obj := withConditions()
 	ep := infra.Endpoints{MongoURI: "mongodb://a", RedisURL: "redis://b"}
 	c := configFor(obj, ep)
-	if c.RedisURL != "redis://b" || c.Database != infra.DatabaseName(obj) || c.KeyPrefix != "btp:u1:" || c.Kinds != nil {
+	if c.RedisURL != "redis://b" || c.Database != infra.DatabaseName(obj) || c.KeyPrefix != "btp:u1:" || c.OwnerUID != "u1" || c.Kinds != nil {
 		t.Fatalf("default config: %+v", c)
 	}
 	fp := c.Fingerprint()

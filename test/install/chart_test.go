@@ -54,7 +54,8 @@ var _ = Describe("Helm chart", func() {
 			Expect(c.Args).To(ContainElements("--leader-elect", "--metrics-bind-address=:8443",
 				"--health-probe-bind-address=:8081", "--gateway-bind-address=:9443",
 				"--gateway-tls-cert-dir=/tmp/gateway-certs", "--gateway-service-name="+fullname+"-gateway",
-				"--gateway-advertise-url=https://"+fullname+"-gateway."+releaseNamespace+".svc"))
+				"--gateway-advertise-url=https://"+fullname+"-gateway."+releaseNamespace+".svc",
+				"--gateway-token-audiences=backtest-persistence"), "workers need a token for this API by default")
 			Expect(strings.Join(c.Args, " ")).NotTo(ContainSubstring("--watch-namespaces"))
 			Expect(secretVolume(d)).To(Equal(fullname + "-gateway-tls"))
 
@@ -135,6 +136,45 @@ var _ = Describe("Helm chart", func() {
 				}
 				Expect(findObject(objs, "Service", releaseNamespace, fullname+"-gateway").GetLabels()).
 					NotTo(HaveKeyWithValue("app.kubernetes.io/component", "metrics"), "and not the gateway Service")
+				// Without a known CA the metrics certificate is self-signed: nothing to verify against.
+				skip, _, _ := unstructured.NestedBool(smEndpoint(sms[0]), "tlsConfig", "insecureSkipVerify")
+				Expect(skip).To(BeTrue())
+				Expect(strings.Join(deployment(objs).Spec.Template.Spec.Containers[0].Args, " ")).NotTo(ContainSubstring("--metrics-cert-dir"))
+			},
+		}),
+		Entry("ServiceMonitor verifying the certificate cert-manager issued", chartVariant{
+			args: []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "gateway.tls.certManager.enabled=true"},
+			check: func(objs []*unstructured.Unstructured) {
+				sms := ofKind(objs, "ServiceMonitor")
+				Expect(sms).To(HaveLen(1))
+				tlsConfig, _, _ := unstructured.NestedMap(smEndpoint(sms[0]), "tlsConfig")
+				certs := ofKind(objs, "Certificate")
+				Expect(certs).To(HaveLen(1))
+				secretName, _, _ := unstructured.NestedString(certs[0].Object, "spec", "secretName")
+				Expect(tlsConfig).To(Equal(map[string]any{
+					"ca":                 map[string]any{"secret": map[string]any{"name": secretName, "key": "ca.crt"}},
+					"serverName":         fullname + "-gateway." + releaseNamespace + ".svc",
+					"insecureSkipVerify": false,
+				}))
+				dnsNames, _, _ := unstructured.NestedStringSlice(certs[0].Object, "spec", "dnsNames")
+				Expect(dnsNames).To(ContainElement(tlsConfig["serverName"]), "the certificate is valid for the name the scrape checks")
+				d := deployment(objs)
+				Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--metrics-cert-dir=/tmp/gateway-certs", "--gateway-tls-cert-dir=/tmp/gateway-certs"),
+					"the metrics endpoint serves the certificate the CA signed")
+				Expect(secretVolume(d)).To(Equal(secretName))
+			},
+		}),
+		Entry("ServiceMonitor verifying an existing certificate with a provided CA", chartVariant{
+			args: []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "gateway.tls.existingSecret=corp-tls",
+				"--set", "metrics.serviceMonitor.caSecret.name=corp-ca", "--set", "metrics.serviceMonitor.caSecret.key=root.pem"},
+			check: func(objs []*unstructured.Unstructured) {
+				sms := ofKind(objs, "ServiceMonitor")
+				Expect(sms).To(HaveLen(1))
+				ca, _, _ := unstructured.NestedStringMap(smEndpoint(sms[0]), "tlsConfig", "ca", "secret")
+				Expect(ca).To(Equal(map[string]string{"name": "corp-ca", "key": "root.pem"}))
+				skip, _, _ := unstructured.NestedBool(smEndpoint(sms[0]), "tlsConfig", "insecureSkipVerify")
+				Expect(skip).To(BeFalse())
+				Expect(deployment(objs).Spec.Template.Spec.Containers[0].Args).To(ContainElement("--metrics-cert-dir=/tmp/gateway-certs"))
 			},
 		}),
 		Entry("existing Secret, PodDisruptionBudget, NetworkPolicy and extras", chartVariant{
@@ -322,4 +362,11 @@ func role(objs []*unstructured.Unstructured, namespace, name string) *rbacv1.Rol
 
 func rolebindingExists(objs []*unstructured.Unstructured, namespace, name string) bool {
 	return findObject(objs, "RoleBinding", namespace, name) != nil
+}
+
+// smEndpoint is the first endpoint of a ServiceMonitor.
+func smEndpoint(sm *unstructured.Unstructured) map[string]any {
+	eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	Expect(eps).NotTo(BeEmpty())
+	return eps[0].(map[string]any)
 }

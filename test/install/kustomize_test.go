@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -32,7 +33,7 @@ var _ = Describe("Kustomize manifests", func() {
 		c := d.Spec.Template.Spec.Containers[0]
 		Expect(c.Args).To(ContainElements("--leader-elect", "--metrics-bind-address=:8443",
 			"--health-probe-bind-address=:8081", "--gateway-bind-address=:9443",
-			"--gateway-tls-cert-dir=/tmp/gateway-certs"))
+			"--gateway-tls-cert-dir=/tmp/gateway-certs", "--gateway-token-audiences=backtest-persistence"))
 
 		// The advertised URL names the gateway Service that kustomize actually produced.
 		gateway := findObject(objs, "Service", releaseNamespace, "backtest-persistence-gateway")
@@ -95,7 +96,7 @@ resources:
 		objs, err := decode(manifests)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(kinds(objs)).To(Equal(map[string]int{
-			"Secret": 2, "BacktestPersistence": 1, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1,
+			"Secret": 2, "BacktestPersistence": 1, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1, "Deployment": 1,
 		}))
 		for _, u := range objs {
 			Expect(u.GetNamespace()).To(Equal(samplesNamespace), describe(u))
@@ -108,6 +109,23 @@ resources:
 		Expect(r.Rules[0].Resources).To(Equal([]string{"backtestpersistences/data"}))
 		Expect(r.Rules[0].Verbs).To(ConsistOf("get", "update"))
 		Expect(r.Rules[0].ResourceNames).To(Equal([]string{ofKind(objs, "BacktestPersistence")[0].GetName()}))
+
+		// The worker authenticates with a projected token for the gateway's default audience.
+		var w appsv1.Deployment
+		convert(ofKind(objs, "Deployment")[0], &w)
+		Expect(w.Spec.Template.Spec.ServiceAccountName).To(Equal(ofKind(objs, "ServiceAccount")[0].GetName()))
+		var audiences []string
+		for _, v := range w.Spec.Template.Spec.Volumes {
+			if v.Projected == nil {
+				continue
+			}
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					audiences = append(audiences, src.ServiceAccountToken.Audience)
+				}
+			}
+		}
+		Expect(audiences).To(Equal([]string{"backtest-persistence"}))
 	})
 })
 

@@ -68,6 +68,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not (or .Values.gateway.tls.insecure (and .Values.gateway.tls.selfSigned (not .Values.gateway.tls.certManager.enabled) (not .Values.gateway.tls.existingSecret))) }}true{{ end }}
 {{- end }}
 
+{{/*
+The CA of the gateway's certificate, as a SecretKeySelector in YAML, when the chart knows it:
+the ca.crt cert-manager writes beside the issued certificate, or metrics.serviceMonitor.caSecret.
+Empty otherwise.
+*/}}
+{{- define "btp.gatewayCA" -}}
+{{- if include "btp.gatewayTLSMounted" . }}
+{{- if .Values.gateway.tls.certManager.enabled }}
+name: {{ include "btp.gatewayTLSSecretName" . }}
+key: ca.crt
+{{- else if and .Values.gateway.tls.existingSecret .Values.metrics.serviceMonitor.caSecret.name }}
+name: {{ .Values.metrics.serviceMonitor.caSecret.name }}
+key: {{ .Values.metrics.serviceMonitor.caSecret.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* URL the gateway advertises in status.endpoint. */}}
 {{- define "btp.gatewayURL" -}}
 {{- if .Values.gateway.advertiseURL }}

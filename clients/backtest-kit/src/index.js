@@ -33,7 +33,12 @@ export function optionsFromEnv(env = process.env) {
   return o;
 }
 
-const DEFAULT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+// The projected token for the gateway's audience (config/samples/worker_pod.yaml mounts it
+// here), then the pod's default token (accepted only by a gateway without an audience).
+const DEFAULT_TOKEN_FILES = [
+  "/var/run/secrets/backtest-persistence/token",
+  "/var/run/secrets/kubernetes.io/serviceaccount/token",
+];
 
 function signalDefaults() {
   try {
@@ -60,9 +65,9 @@ function utilsOf(Name) {
  */
 export function usePersistence(options = {}) {
   const opts = { ...optionsFromEnv(), ...options };
-  if (!opts.token && !opts.tokenFile && existsSync(DEFAULT_TOKEN_FILE)) {
-    // Inside a pod the service account's token is mounted here.
-    opts.tokenFile = DEFAULT_TOKEN_FILE;
+  if (!opts.token && !opts.tokenFile) {
+    const found = DEFAULT_TOKEN_FILES.find((f) => existsSync(f));
+    if (found) opts.tokenFile = found;
   }
   const stats = opts.stats ?? new Stats();
   const client = new GatewayClient({ ...opts, stats });

@@ -47,8 +47,11 @@ func TestTenantLifecycle(t *testing.T) {
 			return nil
 		})
 	}
+	if err := claimData(ctx, c.obj, a.mclient, a.redis.Client()); err != nil {
+		t.Fatal(err)
+	}
 	if err := setConditions(ctx, c, metav1.ConditionTrue, "Succeeded", "ok",
-		v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady); err != nil {
+		v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionDataOwned, v1.ConditionIndexesReady); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range suite.gws {
@@ -71,6 +74,18 @@ func TestTenantLifecycle(t *testing.T) {
 	}
 	sec.Data = map[string][]byte{"mongo": []byte(b.mongo.URI()), "redis": []byte(b.redis.URL())}
 	if err := suite.k8s.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	// Until the database there names the tenant, the registry does not open a store on it.
+	for _, g := range suite.gws {
+		eventually(t, 30*time.Second, func() error {
+			if status, body := post(g, tok, path, read); status != 503 || !strings.Contains(string(body), "not owned") {
+				return fmt.Errorf("after rotation, before the claim, via %s: %d %s", g.url, status, body)
+			}
+			return nil
+		})
+	}
+	if err := claimData(ctx, c.obj, b.mclient, b.redis.Client()); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range suite.gws {

@@ -266,8 +266,21 @@ func newTenant(ctx context.Context, ns, name string) (*tenantEnv, error) {
 	if err := tn.direct.Init(ctx); err != nil { // creates the indexes, as the index migration would
 		return tn, err
 	}
+	if err := claimData(ctx, tn.obj, tn.mclient, rc); err != nil {
+		return tn, err
+	}
 	return tn, setConditions(ctx, tn, metav1.ConditionTrue, "Succeeded", "probe succeeded",
-		v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionIndexesReady)
+		v1.ConditionMongoReady, v1.ConditionRedisReady, v1.ConditionDataOwned, v1.ConditionIndexesReady)
+}
+
+// claimData records obj as the owner of its database and key space on these servers,
+// as the controller's ownership step would; the registry opens a store only then.
+func claimData(ctx context.Context, obj *v1.BacktestPersistence, mc *mongo.Client, rc redis.UniversalClient) error {
+	owner := infra.OwnerOf(obj)
+	if err := (infra.DatabaseClaim{DB: mc.Database(infra.DatabaseName(obj))}).Claim(ctx, owner); err != nil {
+		return err
+	}
+	return infra.KeySpaceClaim{Client: rc, Prefix: infra.KeyPrefix(obj)}.Claim(ctx, owner)
 }
 
 // setConditions sets conditions on a tenant, as the controller would.
