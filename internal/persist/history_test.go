@@ -14,7 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/backtestpersistence/operator/internal/history"
-	"github.com/backtestpersistence/operator/internal/infra"
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
 
@@ -35,15 +34,13 @@ type historySides struct {
 }
 
 // historyRedisClient is a client as the gateway's pools build one: short I/O
-// timeouts, one retry, one dial attempt.
-func historyRedisClient(t *testing.T, url string) redis.UniversalClient {
+// timeouts, one retry, one dial attempt, and the connection guard.
+func historyRedisClient(t *testing.T, uo redis.UniversalOptions) redis.UniversalClient {
 	t.Helper()
-	uo, err := infra.ParseRedisURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	uo.PoolSize, uo.DialTimeout, uo.ReadTimeout, uo.WriteTimeout = 16, time.Second, 500*time.Millisecond, 500*time.Millisecond
 	uo.MaxRetries, uo.DialerRetries = 1, 1
+	guard := NewConnGuard(uo.IsClusterMode)
+	uo.OnConnect = guard.OnConnect
 	var c redis.UniversalClient
 	if uo.IsClusterMode {
 		co := uo.Cluster()
@@ -52,14 +49,20 @@ func historyRedisClient(t *testing.T, url string) redis.UniversalClient {
 		co.ClusterStateReloadInterval = 500 * time.Millisecond
 		c = redis.NewClusterClient(co)
 	} else {
-		c = redis.NewUniversalClient(uo)
+		c = redis.NewUniversalClient(&uo)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	guard.Attach(c)
+	t.Cleanup(func() { DetachConnGuard(c); _ = c.Close() })
 	return c
 }
 
+// redisAt is the client options of one server at addr.
+func redisAt(addr string) redis.UniversalOptions {
+	return redis.UniversalOptions{Addrs: []string{addr}}
+}
+
 // openSides opens two stores on one database and prefix, side i on redisURLs[i].
-func openSides(t *testing.T, mongoURI string, redisURLs [2]string) *historySides {
+func openSides(t *testing.T, mongoURI string, redisOpts [2]redis.UniversalOptions) *historySides {
 	t.Helper()
 	h := &historySides{db: randomName("h_")}
 	prefix := randomName("btp:") + ":"
@@ -70,7 +73,7 @@ func openSides(t *testing.T, mongoURI string, redisURLs [2]string) *historySides
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
-		s, err := Open(Options{Database: mc.Database(h.db), Redis: historyRedisClient(t, redisURLs[i]),
+		s, err := Open(Options{Database: mc.Database(h.db), Redis: historyRedisClient(t, redisOpts[i]),
 			KeyPrefix: prefix, OpTimeout: 3 * time.Second, HealthInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +171,7 @@ func historySchedules() []historySchedule {
 	ownSides := func(t *testing.T, cut bool) (*historySides, *testenv.Redis, *testenv.Proxy) {
 		m, _ := servers(t)
 		r := ownRedis(t)
-		urls := [2]string{r.URL(), r.URL()}
+		urls := [2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())}
 		var p *testenv.Proxy
 		if cut {
 			var err error
@@ -176,7 +179,7 @@ func historySchedules() []historySchedule {
 				t.Fatal(err)
 			}
 			t.Cleanup(p.Close)
-			urls[1] = "redis://" + p.Addr() + "/0"
+			urls[1] = redisAt(p.Addr())
 		}
 		return openSides(t, m.URI(), urls), r, p
 	}
@@ -233,7 +236,7 @@ func historySchedules() []historySchedule {
 				t.Skip("MONGODB_URI names an external server: this schedule must kill it")
 			}
 			r := ownRedis(t)
-			h := openSides(t, m.URI(), [2]string{r.URL(), r.URL()})
+			h := openSides(t, m.URI(), [2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())})
 			return h, func(ctx context.Context) error {
 				return steps(ctx, pause(ctx, time.Second), m.Stop, pause(ctx, 2*time.Second), m.Start, pause(ctx, 1500*time.Millisecond))
 			}
@@ -245,7 +248,8 @@ func historySchedules() []historySchedule {
 				t.Fatal(err)
 			}
 			t.Cleanup(s.Close)
-			h := openSides(t, m.URI(), [2]string{s.URL(), s.URL()})
+			sentinelOpts := redis.UniversalOptions{Addrs: s.SentinelAddrs(), MasterName: s.MasterName()}
+			h := openSides(t, m.URI(), [2]redis.UniversalOptions{sentinelOpts, sentinelOpts})
 			return h, func(ctx context.Context) error {
 				return steps(ctx, pause(ctx, time.Second), s.CutReplica, pause(ctx, time.Second),
 					func() error { _, err := s.KillMaster(); return err }, pause(ctx, 2*time.Second))
@@ -258,7 +262,8 @@ func historySchedules() []historySchedule {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			h := openSides(t, m.URI(), [2]string{c.URL(), c.URL()})
+			clusterOpts := redis.UniversalOptions{Addrs: c.Addrs(), IsClusterMode: true}
+			h := openSides(t, m.URI(), [2]redis.UniversalOptions{clusterOpts, clusterOpts})
 			slotKey := h.stores[0].keys.epoch() // every key of the tenant is in this slot
 			return h, func(ctx context.Context) error {
 				return steps(ctx, pause(ctx, time.Second), func() error { return c.CutReplica(slotKey) }, pause(ctx, time.Second),
