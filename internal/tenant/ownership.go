@@ -20,9 +20,10 @@ const redisOwnerTimeout = 2 * time.Second
 
 // verifyOwnership reads the ownership records (it never writes them: claiming is
 // the controller's) and refuses a database whose marker does not name uid, or a key
-// space claimed by someone else or by nobody. A Redis that does not answer is not a
-// refusal: Redis is a cache, and the DataOwned condition the registry requires says
-// the controller verified the claim.
+// space claimed by someone else. A key space without a claim, or a Redis that does
+// not answer, is not a refusal: Redis is a cache whose contents (the registry too) may
+// be lost in a restart, the owner claims again on its next reconcile, and the DataOwned
+// condition the registry requires says the controller verified the claim.
 func verifyOwnership(ctx context.Context, db *mongo.Database, rc redis.UniversalClient, prefix, uid string) error {
 	o, found, err := infra.DatabaseClaim{DB: db}.Owner(ctx)
 	if err != nil {
@@ -37,7 +38,7 @@ func verifyOwnership(ctx context.Context, db *mongo.Database, rc redis.Universal
 	rctx, cancel := context.WithTimeout(ctx, redisOwnerTimeout)
 	defer cancel()
 	o, found, err = infra.KeySpaceClaim{Client: rc, Prefix: prefix}.Owner(rctx)
-	if err == nil && (!found || o.UID != uid) {
+	if err == nil && found && o.UID != uid {
 		return &UnavailableError{Reason: ReasonDataNotOwned, Message: "the Redis key space is not owned by this BacktestPersistence"}
 	}
 	return nil
