@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"strconv"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 // is read (the server's HeaderReceived hook): a request whose bearer token is not
 // accepted costs its headers and nothing more. Its body is never buffered: the
 // hook declares it empty, so the server goes straight to the handler, which
-// answers with the refusal (401, or 503 when the token could not be checked),
-// discards what the client still sends within tight bounds, and closes the
-// connection. This keeps 401 before 413 for every body, declared or chunked.
+// answers with the refusal (401, or 503 when the token could not be checked);
+// once the answer is sent, the server discards what the client still sends
+// within tight bounds and closes the connection. This keeps 401 before 413 for
+// every body, declared or chunked.
 
 // Internal request headers by which the hook tells the handler that it refused a
 // request (the JSON error) and left its body unread (the declared length, -1 for
@@ -33,10 +35,15 @@ const (
 	bodyReadTimeout   = 60 * time.Second
 )
 
-// Draining the body of a refused request: at most the body limit, waiting at most
-// drainIdle for more and refusedDrainTotal in all, so an anonymous client cannot
-// hold the server reading for long.
-const refusedDrainTotal = 2 * time.Second
+// Draining the body of a refused request, after the answer: at most
+// refusedDrainBytes, waiting at most drainIdle for more and refusedDrainTotal in
+// all, so an anonymous client can neither hold the server reading for long nor
+// make it decrypt megabytes. A client still sending after that sees the
+// connection reset, with the answer already delivered.
+const (
+	refusedDrainBytes = 1 << 20
+	refusedDrainTotal = 2 * time.Second
+)
 
 // headerReceived authenticates a request from its headers and returns how much of
 // its body the server may read.
@@ -74,20 +81,22 @@ func refusal(rc *fasthttp.RequestCtx) (*Error, bool) {
 	return &e, true
 }
 
-// discardUnreadBody closes the connection of a request whose body headerReceived
-// left unread, after reading and discarding what the client still sends of it
-// (within bounds), so that the client reads the answer instead of a reset.
+// discardUnreadBody ends the connection of a request whose body headerReceived
+// left unread: the server sends the answer, then the connection is taken over
+// (hijacked) to read and discard what the client still sends of the body, within
+// bounds, and closed, so that the client reads the answer rather than a reset
+// and the body is never parsed as a next request.
 func (h *Handler) discardUnreadBody(rc *fasthttp.RequestCtx) {
 	raw := rc.Request.Header.Peek(unreadBodyHeader)
 	if len(raw) == 0 {
 		return
 	}
-	rc.SetConnectionClose()
 	n, err := strconv.Atoi(string(raw))
-	if err != nil {
-		return
+	if err != nil || n > refusedDrainBytes {
+		n = -1 // drain what comes within the bounds, then close
 	}
-	drainBody(rc.Conn(), n, int(h.o.Limits.MaxBodyBytes), refusedDrainTotal)
+	rc.Response.Header.Set(fasthttp.HeaderConnection, "close") // the hijacked connection is closed after the drain
+	rc.Hijack(func(c net.Conn) { drainBody(c, n, refusedDrainBytes, refusedDrainTotal) })
 }
 
 // authenticateHeader returns the caller named by the request's bearer token or a
