@@ -392,6 +392,17 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("read: %d %s", status, body)
 		}
 	}
+	// An earlier test restarted Redis: the cache serves again once its recovery has
+	// rotated the epoch, so the hit is waited for rather than assumed.
+	eventually(t, 30*time.Second, func() error {
+		if status, body := post(suite.gws[0], tok, opsPath(a.ns, a.name), read); status != 200 {
+			return fmt.Errorf("read: %d %s", status, body)
+		}
+		if hits := cacheHits("session", "read"); hits <= 0 {
+			return fmt.Errorf("no cache hit counted for session reads yet")
+		}
+		return nil
+	})
 	if status, _ := post(suite.gws[0], "", opsPath(a.ns, a.name), read); status != 401 {
 		t.Fatalf("no token: %d", status)
 	}
@@ -435,4 +446,27 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want > 0", name, labels, v)
 		}
 	}
+}
+
+// cacheHits is the store's cache hit counter of kind and op (-1 when absent).
+func cacheHits(kind, op string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, f := range families {
+		if f.GetName() != "backtestpersistence_store_cache_hits_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["op"] == op {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
 }
