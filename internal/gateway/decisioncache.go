@@ -57,12 +57,8 @@ func (c *decisionCache[V]) holds(key string) bool {
 // returns the value, how long it may be cached (0: not at all) and an error
 // (never cached).
 func (c *decisionCache[V]) get(key string, fill func() (V, time.Duration, error)) (V, error) {
-	now := c.now()
-	c.mu.RLock()
-	e, ok := c.entries[key]
-	c.mu.RUnlock()
-	if ok && now.Before(e.expires) {
-		return e.value, nil
+	if v, ok := c.lookup(key); ok {
+		return v, nil
 	}
 	v, err, _ := c.flight.Do(key, func() (any, error) {
 		v, ttl, err := fill()

@@ -284,20 +284,7 @@ func TestHistory(t *testing.T) {
 			h, fault := sc.setup(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			ops, err := history.Run(ctx, h.workload(), fault)
-			if err != nil {
-				t.Fatalf("fault schedule: %v", err)
-			}
-			res, err := history.Check(ops)
-			if err != nil {
-				t.Fatal(err)
-			}
-			line := fmt.Sprintf("%-40s %s", sc.name, res.Summary())
-			table = append(table, line)
-			t.Log(line)
-			if !res.OK() {
-				t.Errorf("%d violations; first ones:\n%s", len(res.Violations), res.Sample(10))
-			}
+			table = append(table, history.Verify(ctx, t, sc.name, h.workload(), fault))
 		})
 	}
 	t.Log("history schedules (two stores, one database and prefix):\n" + strings.Join(table, "\n"))

@@ -253,32 +253,36 @@ func (c *Cluster) WaitHealthy() error {
 
 // WaitReplicaInSync waits until the replica of key's master has all its writes.
 func (c *Cluster) WaitReplicaInSync(key string) error {
+	m, r, err := c.pairOf(key)
+	if err != nil {
+		return err
+	}
+	return waitReplicaInSync(m, r)
+}
+
+// pairOf returns the master of key's slot and its replica.
+func (c *Cluster) pairOf(key string) (master, replica *redisNode, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m, r, err := c.MasterOf(ctx, key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if r == "" {
-		return fmt.Errorf("master %s has no replica", m)
+		return nil, nil, fmt.Errorf("master %s has no replica", m)
 	}
-	return waitReplicaInSync(c.node(m), c.node(r))
+	return c.node(m), c.node(r), nil
 }
 
 // CutReplica cuts the replica of key's master off it (see replicationConf): the
 // master keeps serving, the replica receives no later write but stays eligible to
 // take over, so KillMasterOf then fails over to a replica that missed those writes.
 func (c *Cluster) CutReplica(key string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m, r, err := c.MasterOf(ctx, key)
+	m, r, err := c.pairOf(key)
 	if err != nil {
 		return err
 	}
-	if r == "" {
-		return fmt.Errorf("master %s has no replica", m)
-	}
-	return cutReplica(c.node(m), c.node(r))
+	return cutReplica(m, r)
 }
 
 // KillMasterOf kills the master serving key's slot (SIGKILL) and waits until its

@@ -211,20 +211,7 @@ func TestHistoryThroughTwoReplicas(t *testing.T) {
 		{"replica 1 cut off Redis 4s (stalled)", cut(proxy.Stall)},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			ops, err := history.Run(ctx, workload(), sc.fault)
-			if err != nil {
-				t.Fatalf("fault schedule: %v", err)
-			}
-			res, err := history.Check(ops)
-			if err != nil {
-				t.Fatal(err)
-			}
-			line := fmt.Sprintf("%-40s %s", sc.name, res.Summary())
-			table = append(table, line)
-			t.Log(line)
-			if !res.OK() {
-				t.Errorf("%d violations; first ones:\n%s", len(res.Violations), res.Sample(10))
-			}
+			table = append(table, history.Verify(ctx, t, sc.name, workload(), sc.fault))
 		})
 	}
 	t.Log("history schedules (two gateway replicas over HTTP):\n" + strings.Join(table, "\n"))
