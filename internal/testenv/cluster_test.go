@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -61,9 +62,15 @@ func TestClusterFailover(t *testing.T) {
 	if err := c.Restart(old); err != nil {
 		t.Fatal(err)
 	}
-	m, r, err := c.MasterOf(ctx, key)
-	if err != nil || m != promoted || r != old {
-		t.Fatalf("after the restart: master %s, replica %s (%v); want %s, %s", m, r, err, promoted, old)
+	// The cluster is healthy again before every node has seen the old master rejoin.
+	if err := waitUntil(30*time.Second, "the old master rejoins as a replica", func(ctx context.Context) error {
+		m, r, err := c.MasterOf(ctx, key)
+		if err != nil || m != promoted || r != old {
+			return fmt.Errorf("master %s, replica %s (%v); want %s, %s", m, r, err, promoted, old)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
