@@ -247,6 +247,29 @@ func (c *Cluster) WaitHealthy() error {
 		if covered != 16384 {
 			return fmt.Errorf("%d of 16384 slots served by live masters", covered)
 		}
+		// With every node up, every master has its replica again (after creation,
+		// or after a restarted node rejoined): tests cut and fail over to replicas.
+		running := 0
+		for _, n := range c.nodes {
+			if n.running() {
+				running++
+			}
+		}
+		if running < len(c.nodes) {
+			return nil
+		}
+		for _, m := range nodes {
+			if !m.master || m.failed || len(m.slots) == 0 {
+				continue
+			}
+			attached := false
+			for _, r := range nodes {
+				attached = attached || (r.masterID == m.id && !r.failed)
+			}
+			if !attached {
+				return fmt.Errorf("master %s has no replica yet", m.addr)
+			}
+		}
 		return nil
 	})
 }
