@@ -429,15 +429,18 @@ func (c *cache) loop(stop <-chan struct{}) {
 	timer := time.NewTimer(health)
 	defer timer.Stop()
 	for {
-		wait := health
+		wait, wake := health, c.wake
 		if c.state.Load() != cacheOK {
-			wait = backoff
+			// Recovering: only the backoff timer wakes the loop. A failed attempt marks
+			// the cache suspect again, which signals wake; heeding that would retry at
+			// once, forever (a Redis that refuses at once, a closed client).
+			wait, wake = backoff, nil
 		}
 		timer.Reset(wait)
 		select {
 		case <-stop:
 			return
-		case <-c.wake:
+		case <-wake:
 		case <-timer.C:
 		}
 		if !timer.Stop() {

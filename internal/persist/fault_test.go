@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
 
@@ -316,4 +318,39 @@ func TestConcurrentReadsThroughRedisOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A cache whose recovery keeps failing at once (here: its Redis client was closed
+// under it) retries with backoff, not in a loop that burns a core: about 6 attempts
+// in a second at 50 ms doubling, where the loop once made tens of thousands.
+func TestRecoveryBacksOffWhileFailing(t *testing.T) {
+	_, r := servers(t)
+	f := newFixture(t, storeConfig{cache: true, redis: r})
+	var attempts atomic.Int64
+	f.rclient.AddHook(commandHook{name: "info", n: &attempts})
+	_ = f.rclient.Close()
+	f.store.cache.markSuspect(errors.New("test: client closed"))
+	time.Sleep(time.Second)
+	if n := attempts.Load(); n > 50 {
+		t.Fatalf("%d recovery attempts in a second with Redis failing at once: no backoff", n)
+	}
+}
+
+// commandHook counts the commands called name.
+type commandHook struct {
+	name string
+	n    *atomic.Int64
+}
+
+func (commandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h commandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
