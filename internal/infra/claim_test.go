@@ -20,14 +20,7 @@ func owner(i int) Owner {
 // TestKeySpaceClaims: prefixes that are equal, contain or are contained in a claimed
 // one are refused; siblings are not; takeover and release act only on the named owner.
 func TestKeySpaceClaims(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	r, err := testenv.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := startRedis(t)
 	c := r.Client()
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -10,9 +10,9 @@ import (
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
 
-// TestPoolsShareAndClose: users of one endpoint share a client; distinct credentials
-// get distinct clients; the last release closes the client.
-func TestPoolsShareAndClose(t *testing.T) {
+// startRedis starts a redis-server of the test's own (skipped with -short).
+func startRedis(t *testing.T) *testenv.Redis {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
@@ -20,7 +20,14 @@ func TestPoolsShareAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(r.Close)
+	return r
+}
+
+// TestPoolsShareAndClose: users of one endpoint share a client; distinct credentials
+// get distinct clients; the last release closes the client.
+func TestPoolsShareAndClose(t *testing.T) {
+	r := startRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

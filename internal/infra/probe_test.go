@@ -52,14 +52,7 @@ func TestProbeMongoAfterRestart(t *testing.T) {
 
 // TestProbeRedisAfterRestart: as for MongoDB, a restart must not make the first probe fail.
 func TestProbeRedisAfterRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	r, err := testenv.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := startRedis(t)
 	if r.External() {
 		t.Skip("REDIS_URL names an external server: it cannot be restarted")
 	}

@@ -40,6 +40,21 @@ func ownRedis(t *testing.T) *testenv.Redis {
 	return r
 }
 
+// ownMongo starts a FerretDB of the test's own, which it may stop and restart.
+func ownMongo(t *testing.T, what string) *testenv.Mongo {
+	t.Helper()
+	servers(t)
+	m, err := testenv.StartMongo(testenv.MongoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if m.External() {
+		t.Skip("MONGODB_URI names an external server: " + what + " must stop and restart it")
+	}
+	return m
+}
+
 func stateValue(n int) string {
 	return string(mustJSON(map[string]any{"id": "x", "data": n, "when": 1}))
 }
@@ -165,15 +180,7 @@ func TestRedisRestoredFromOldSnapshot(t *testing.T) {
 // FerretDB stopped: operations fail with ErrUnavailable within the timeout.
 // Restarted: the same store recovers. A store opened while it was down initializes later.
 func TestMongoStoppedAndRestarted(t *testing.T) {
-	servers(t)
-	m, err := testenv.StartMongo(testenv.MongoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	if m.External() {
-		t.Skip("MONGODB_URI names an external server: this test must stop and restart it")
-	}
+	m := ownMongo(t, "this test")
 	const timeout = time.Second
 	f := newFixture(t, storeConfig{cache: false, mongoURI: m.URI(), mutate: func(o *Options) { o.OpTimeout = timeout }})
 	key := keyOf("signalId", "fault", "bucketName", "mongo")

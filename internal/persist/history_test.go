@@ -226,15 +226,7 @@ func historySchedules() []historySchedule {
 			}
 		}},
 		{"ferretdb killed and restarted", func(t *testing.T) (*historySides, func(context.Context) error) {
-			servers(t)
-			m, err := testenv.StartMongo(testenv.MongoOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(m.Close)
-			if m.External() {
-				t.Skip("MONGODB_URI names an external server: this schedule must kill it")
-			}
+			m := ownMongo(t, "this schedule")
 			r := ownRedis(t)
 			h := openSides(t, m.URI(), [2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())})
 			return h, func(ctx context.Context) error {

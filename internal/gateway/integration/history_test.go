@@ -101,15 +101,10 @@ func TestHistoryThroughTwoReplicas(t *testing.T) {
 	defer cancel()
 	tn, err := newTenant(ctx, "tenant-history", "store")
 	t.Cleanup(func() {
-		_ = suite.k8s.Delete(context.Background(), tn.obj)
-		if tn.direct != nil {
-			tn.direct.Close()
+		if tn != nil {
+			_ = suite.k8s.Delete(context.Background(), tn.obj)
 		}
-		if tn.mclient != nil {
-			_ = tn.mclient.Disconnect(context.Background())
-		}
-		tn.redis.Close()
-		tn.mongo.Close()
+		tn.close()
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -184,6 +184,21 @@ func setupSuite() error {
 	})
 }
 
+// close stops what newTenant started for tn (nothing when tn is nil).
+func (tn *tenantEnv) close() {
+	if tn == nil {
+		return
+	}
+	if tn.direct != nil {
+		tn.direct.Close()
+	}
+	if tn.mclient != nil {
+		_ = tn.mclient.Disconnect(context.Background())
+	}
+	tn.redis.Close()
+	tn.mongo.Close()
+}
+
 func teardownSuite() {
 	for _, g := range suite.gws {
 		if g != nil {
@@ -192,17 +207,7 @@ func teardownSuite() {
 		}
 	}
 	for _, tn := range []*tenantEnv{suite.a, suite.b} {
-		if tn == nil {
-			continue
-		}
-		if tn.direct != nil {
-			tn.direct.Close()
-		}
-		if tn.mclient != nil {
-			_ = tn.mclient.Disconnect(context.Background())
-		}
-		tn.redis.Close()
-		tn.mongo.Close()
+		tn.close()
 	}
 	if suite.env != nil {
 		_ = suite.env.Stop()
