@@ -40,13 +40,6 @@ local function meta_parse(m)
   for tok, exp in string.gmatch(list, '([^=,]+)=(%d+)') do toks[#toks + 1] = {tok, tonumber(exp)} end
   return ep, tonumber(gen), toks
 end
-local function prune(toks, now, mine)
-  local live = {}
-  for _, t in ipairs(toks) do
-    if t[1] ~= mine and t[2] > now then live[#live + 1] = t end
-  end
-  return live
-end
 `
 
 // listMarkScript runs before a commit of changed items. KEYS: hash. ARGV: token,

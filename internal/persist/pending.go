@@ -63,6 +63,17 @@ local function join(toks)
   for i, t in ipairs(toks) do parts[i] = t[1] .. '=' .. string.format('%d', t[2]) end
   return table.concat(parts, ',')
 end
+-- prune returns the tokens other than mine (nil: none is mine) that are still live,
+-- and whether any of those others had expired.
+local function prune(toks, now, mine)
+  local live, expired = {}, false
+  for _, t in ipairs(toks) do
+    if t[1] ~= mine then
+      if t[2] > now then live[#live + 1] = t else expired = true end
+    end
+  end
+  return live, expired
+end
 local function entry_of(s)
   local v, e = string.match(s, '^(%d+)|([^|]*)|')
   if v then return tonumber(v), e end
@@ -76,13 +87,7 @@ var markScript = redis.NewScript(luaCommon + `
 local now = now_ms()
 if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[3]) end
 local toks, inner = parse(redis.call('GET', KEYS[2]))
-local live = {}
-local expired = false
-for _, t in ipairs(toks) do
-  if t[1] ~= ARGV[1] then
-    if t[2] > now then live[#live + 1] = t else expired = true end
-  end
-end
+local live, expired = prune(toks, now, ARGV[1])
 if expired then inner = '#' end
 live[#live + 1] = {ARGV[1], now + tonumber(ARGV[2])}
 redis.call('SET', KEYS[2], '!' .. join(live) .. '!' .. inner, 'PX', ARGV[4])
@@ -100,10 +105,7 @@ if not e then
   redis.call('SET', KEYS[1], e)
 end
 local toks, inner = parse(redis.call('GET', KEYS[2]))
-local live = {}
-for _, t in ipairs(toks) do
-  if t[1] ~= ARGV[1] and t[2] > now then live[#live + 1] = t end
-end
+local live = prune(toks, now, ARGV[1])
 local best = inner
 if ARGV[2] == 'x' then
   best = '#'
@@ -133,10 +135,7 @@ local cur = redis.call('GET', KEYS[2])
 local toks, inner, pending = parse(cur)
 if pending then
   local now = now_ms()
-  local live = {}
-  for _, t in ipairs(toks) do
-    if t[2] > now then live[#live + 1] = t end
-  end
+  local live = prune(toks, now, nil)
   if #live > 0 then return 0 end
   if #toks > 0 then
     redis.call('SET', KEYS[2], '!!#' .. ARGV[6], 'PX', ARGV[5])
