@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -247,6 +248,16 @@ func (s *Sentinel) RestartOldReplica() error {
 	}
 	if err := restoreReplication(m); err != nil {
 		return err
+	}
+	// Sentinel turns a returning old master into a replica only once it has seen it
+	// up again, which can take longer than the sync wait: do what it would do.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rc := r.client()
+	defer rc.Close()
+	host, port, _ := net.SplitHostPort(m.addr())
+	if err := rc.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		return fmt.Errorf("%s: replicaof %s: %w", r.name, m.addr(), err)
 	}
 	return waitReplicaInSync(m, r)
 }
