@@ -34,6 +34,10 @@ type PoolOptions struct {
 	RedisIOTimeout time.Duration
 	// CloseTimeout bounds closing a client when its last user releases it (default 5s).
 	CloseTimeout time.Duration
+	// RedisClusterReload is how often a Redis Cluster client reloads its slot map (default
+	// 5s). Without it a client learns of a failover only from a MOVED reply or after
+	// go-redis's own 60s, and sends a dead master's slots to a closed port until then.
+	RedisClusterReload time.Duration
 	// RedisDialer, when set, opens every Redis connection instead of a plain TCP dial
 	// (tests route one gateway replica's Redis traffic through a fault proxy).
 	RedisDialer func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -59,6 +63,9 @@ func (o *PoolOptions) defaults() {
 	}
 	if o.CloseTimeout == 0 {
 		o.CloseTimeout = 5 * time.Second
+	}
+	if o.RedisClusterReload == 0 {
+		o.RedisClusterReload = 5 * time.Second
 	}
 }
 
@@ -188,7 +195,7 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 	} else {
 		uo.OnConnect = guard.OnConnect
 	}
-	c := redis.NewUniversalClient(uo)
+	c := p.newRedisClient(uo)
 	guard.Attach(c)
 	pc, release := p.insert(key, &pooledClient{redis: c})
 	if pc.redis != c {
@@ -287,4 +294,15 @@ func settings(opts []ClientOption) clientSettings {
 func poolKey(kind, uri string, s clientSettings) string {
 	h := sha256.Sum256([]byte(kind + "\x00" + uri + "\x00" + s.tls.fingerprint()))
 	return hex.EncodeToString(h[:])
+}
+
+// newRedisClient builds the client for uo; a Cluster client gets the pool's slot-map
+// reload interval, which UniversalOptions cannot carry.
+func (p *Pools) newRedisClient(uo *redis.UniversalOptions) redis.UniversalClient {
+	if uo.MasterName != "" || (!uo.IsClusterMode && len(uo.Addrs) < 2) {
+		return redis.NewUniversalClient(uo)
+	}
+	co := uo.Cluster()
+	co.ClusterStateReloadInterval = p.opts.RedisClusterReload
+	return redis.NewClusterClient(co)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/backtestpersistence/operator/internal/testenv"
 )
 
@@ -151,5 +153,40 @@ func TestProbeClassification(t *testing.T) {
 	rel()
 	if Classify(err) != ClassAuthFailed {
 		t.Fatalf("mongo wrong password: %v classified %v", err, Classify(err))
+	}
+}
+
+// TestPoolsClusterReload: a Cluster client reloads its slot map at the pool's interval,
+// not go-redis's 60s default; other topologies keep their own client types.
+func TestPoolsClusterReload(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, url string
+		opts      PoolOptions
+		want      time.Duration // 0: not a Cluster client
+	}{
+		{"cluster scheme, default", "redis+cluster://127.0.0.1:1", PoolOptions{}, 5 * time.Second},
+		{"cluster by addr, configured", "redis://127.0.0.1:1?addr=127.0.0.1:2", PoolOptions{RedisClusterReload: 2 * time.Second}, 2 * time.Second},
+		{"single server", "redis://127.0.0.1:1", PoolOptions{}, 0},
+		{"sentinel", "redis+sentinel://127.0.0.1:1?master_name=m", PoolOptions{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPools(tc.opts)
+			defer p.Close()
+			c, rel, err := p.Redis(ctx, tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rel()
+			cc, isCluster := c.(*redis.ClusterClient)
+			switch {
+			case tc.want == 0 && isCluster:
+				t.Fatalf("%s built a Cluster client", tc.url)
+			case tc.want != 0 && !isCluster:
+				t.Fatalf("%s built %T, want a Cluster client", tc.url, c)
+			case tc.want != 0 && cc.Options().ClusterStateReloadInterval != tc.want:
+				t.Fatalf("slot map reload every %v, want %v", cc.Options().ClusterStateReloadInterval, tc.want)
+			}
+		})
 	}
 }
