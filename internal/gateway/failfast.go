@@ -39,8 +39,13 @@ func (f *failFast) deadline(tenant string, normal time.Duration) time.Duration {
 	return normal
 }
 
-// observe records the outcome of an operation.
+// observe records the outcome of an operation. A write refused because Redis is
+// unreachable says nothing about MongoDB: it neither opens nor ends the period, so
+// MongoDB reads during a Redis outage keep their full deadline.
 func (f *failFast) observe(tenant string, err error) {
+	if errors.Is(err, persist.ErrCacheUnavailable) {
+		return
+	}
 	unreachable := errors.Is(err, persist.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -32,6 +32,11 @@ func TestFailFast(t *testing.T) {
 	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {
 		t.Fatalf("after the window: %v", d)
 	}
+	// Redis down: writes fail, MongoDB reads must keep their full deadline.
+	f.observe("a", fmt.Errorf("%w: state write: not written: dial tcp: refused", persist.ErrCacheUnavailable))
+	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {
+		t.Fatalf("a write refused for want of Redis shortened MongoDB's deadline: %v", d)
+	}
 	f.observe("a", context.DeadlineExceeded)
 	f.observe("a", nil)
 	if d := f.deadline("a", 5*time.Second); d != 5*time.Second {

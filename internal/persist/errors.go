@@ -13,6 +13,10 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrUnavailable: MongoDB (or, where it is needed, Redis) cannot be reached; retryable.
 	ErrUnavailable = errors.New("persistence unavailable")
+	// ErrCacheUnavailable wraps ErrUnavailable: a write failed because Redis, which it
+	// needs to keep the other replicas' caches coherent, cannot be reached. MongoDB may
+	// be fine, and reads still are.
+	ErrCacheUnavailable = fmt.Errorf("%w: cache unreachable", ErrUnavailable)
 )
 
 // invalidf returns an error that wraps ErrInvalid with a message saying what is wrong.

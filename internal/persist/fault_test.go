@@ -84,16 +84,16 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.doErr(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")}); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("changing list write with Redis down: %v, want ErrUnavailable", err)
+	if err := f.doErr(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("closed")}); !errors.Is(err, ErrCacheUnavailable) {
+		t.Fatalf("changing list write with Redis down: %v, want ErrCacheUnavailable", err)
 	}
 	if got := status(); got != "opened" {
 		t.Fatalf("a list write that failed changed MongoDB: r1 %v", got)
 	}
 	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: listKey, Value: rows("opened")}) // unchanged: nothing to mark
 	assertJSON(t, "read with Redis down", f.do(read).Value, stateValue(1))
-	if err := f.doErr(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("write with Redis down: %v, want ErrUnavailable", err)
+	if err := f.doErr(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}); !errors.Is(err, ErrCacheUnavailable) {
+		t.Fatalf("write with Redis down: %v, want ErrCacheUnavailable", err)
 	}
 	assertJSON(t, "a write that failed changed nothing", f.do(read).Value, stateValue(1))
 	if f.store.CacheHealth().InUse {
@@ -201,8 +201,8 @@ func TestMongoStoppedAndRestarted(t *testing.T) {
 	} {
 		start := time.Now()
 		_, err := f.store.Do(context.Background(), req)
-		if !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("%s %s with FerretDB down: %v, want ErrUnavailable", req.Kind, req.Op, err)
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCacheUnavailable) {
+			t.Fatalf("%s %s with FerretDB down: %v, want ErrUnavailable (not the cache's)", req.Kind, req.Op, err)
 		}
 		if d := time.Since(start); d > 5*timeout {
 			t.Fatalf("%s %s took %v with a %v timeout", req.Kind, req.Op, d, timeout)

@@ -123,7 +123,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		token = newToken()
 		if gen, err = s.cache.listMark(ctx, hkey, token, changed); err != nil {
 			s.cache.markSuspect(err)
-			return fmt.Errorf("%w: %s write: not written: %v", ErrUnavailable, c.spec.Kind, err)
+			return fmt.Errorf("%w: %s write: not written: %v", ErrCacheUnavailable, c.spec.Kind, err)
 		}
 	}
 	if err := s.writeListItems(ctx, c, todo); err != nil {

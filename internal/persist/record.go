@@ -315,7 +315,7 @@ func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release
 	if err != nil {
 		release()
 		s.cache.markSuspect(err)
-		return nil, "", fmt.Errorf("%w: %s %s: not written: %v", ErrUnavailable, c.spec.Kind, c.req.Op, err)
+		return nil, "", fmt.Errorf("%w: %s %s: not written: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
 	}
 	return release, token, nil
 }
@@ -330,7 +330,7 @@ func (s *Store) endKeyWrite(ctx context.Context, c *call, key, token string, e e
 	}
 	if err := s.cache.update(ctx, key, token, e); err != nil {
 		s.cache.markSuspect(err)
-		return fmt.Errorf("%w: %s %s: may have been applied, retry: %v", ErrUnavailable, c.spec.Kind, c.req.Op, err)
+		return fmt.Errorf("%w: %s %s: may have been applied, retry: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
 	}
 	return nil
 }
