@@ -57,29 +57,29 @@ function utilsOf(kit, Name) {
 }
 
 /**
- * Registers classes[kind] with kit for each wanted kind. A kind kit lacks fails the
- * call, except an optional kind (OPTIONAL_KINDS) that was not asked for by name.
+ * Registers classFor(kind) with kit for each wanted kind. A kind kit lacks fails the
+ * call before anything is registered, except an optional kind (OPTIONAL_KINDS) that
+ * was not asked for by name, which is reported as unavailable.
  * @returns {{registered: string[], unavailable: string[]}}
  */
 function register(kit, kinds, explicit, classFor) {
-  const registered = [];
+  const todo = [];
   const unavailable = [];
   for (const [kind, Name] of KINDS) {
     if (!kinds.has(kind)) continue;
     const utils = utilsOf(kit, Name);
-    if (!utils) {
-      if (OPTIONAL_KINDS.has(kind) && !explicit) {
-        unavailable.push(kind);
-        continue;
-      }
+    if (utils) {
+      todo.push([kind, Name, utils, classFor(kind, Name)]);
+    } else if (OPTIONAL_KINDS.has(kind) && !explicit) {
+      unavailable.push(kind);
+    } else {
       throw new Error(
         `backtest-persistence: this backtest-kit has no Persist${Name}Adapter.usePersist${Name}Adapter (need backtest-kit >= ${OPTIONAL_KINDS.has(kind) ? 20 : 19})`,
       );
     }
-    utils[`usePersist${Name}Adapter`](classFor(kind, Name));
-    registered.push(kind);
   }
-  return { registered, unavailable };
+  for (const [, Name, utils, Ctor] of todo) utils[`usePersist${Name}Adapter`](Ctor);
+  return { registered: todo.map(([kind]) => kind), unavailable };
 }
 
 /**
