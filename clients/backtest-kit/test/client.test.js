@@ -238,6 +238,7 @@ test("with a backtest-kit 20.x stand-in, usePersistence registers 17 and Diction
     assert.deepEqual(h.unavailable, []);
     for (const [kind, Name] of KINDS) assert.equal(registeredCtors.get(Name), h.classes[kind], `${Name} registered`);
     const n = gw.state.requests.length;
+    await PersistDictionaryAdapter.waitForInit("sig-20", "levels", true);
     assert.equal(await PersistDictionaryAdapter.readDictionaryData("sig-20", "levels"), null);
     const t1 = new Date(1767225600000);
     const t2 = new Date(1767225660000);

@@ -3,13 +3,16 @@
  * (backtest-kit 20.x cannot be installed here; 19.5.0 is the installed one).
  *
  * It exports the 17 Persist<Kind>Adapter utils with usePersist<Kind>Adapter(Ctor),
- * and for Dictionary the 20.x calling convention, modelled on 19.5.0's
- * PersistStateUtils and on @backtest-kit/mongo 20.1.0's PersistDictionaryInstance:
- * one memoized instance per `${signalId}:${dictionaryName}` built as
- * new Ctor(signalId, dictionaryName); waitForInit(isInitial) before every call;
- * readDictionaryData() → the snapshot or null; writeDictionaryData(data, when: Date)
- * with the whole snapshot {id, data: {key: {value, when}}, when}; dispose(ctx) evicts
- * the memoized instance and calls nothing on it.
+ * and for Dictionary the 20.x calling convention as backtest-kit 20.x documents
+ * PersistDictionaryUtils (waitForInit(signalId, dictionaryName, initial),
+ * readDictionaryData(signalId, dictionaryName), writeDictionaryData(data, signalId,
+ * dictionaryName, when), dispose(signalId, dictionaryName), clear()) and as
+ * @backtest-kit/mongo 20.1.0's PersistDictionaryInstance is called, built like
+ * 19.5.0's PersistStateUtils: one memoized instance per `${signalId}:${dictionaryName}`
+ * built as new Ctor(signalId, dictionaryName); instance.waitForInit(isInitial) before
+ * every call; readDictionaryData() → the snapshot or null; writeDictionaryData(data,
+ * when: Date) with the whole snapshot {id, data: {key: {value, when}}, when};
+ * dispose(ctx) evicts the memoized instance and calls nothing on it.
  */
 const NAMES = [
   "Signal", "Schedule", "Strategy", "Risk", "Partial", "Breakeven", "Candle", "Storage", "Notification",
@@ -57,6 +60,10 @@ class PersistDictionaryUtils {
     await inst.waitForInit(isInitial);
     return inst;
   }
+  async waitForInit(signalId, dictionaryName, initial) {
+    const isInitial = initial && !this.memo.has(`${signalId}:${dictionaryName}`);
+    if (isInitial) await this.instance(signalId, dictionaryName);
+  }
   async readDictionaryData(signalId, dictionaryName) {
     return (await this.instance(signalId, dictionaryName)).readDictionaryData();
   }
@@ -65,6 +72,9 @@ class PersistDictionaryUtils {
   }
   dispose(signalId, dictionaryName) {
     this.memo.delete(`${signalId}:${dictionaryName}`);
+  }
+  clear() {
+    this.memo.clear();
   }
 }
 
