@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,14 +19,15 @@ func TestDictionary(t *testing.T) {
 	a := suite.a
 	w, r := suite.gws[0], suite.gws[1]
 	ops := opsPath(a.ns, a.name)
-	key := `{"signalId":"dict-sig","dictionaryName":"levels"}`
+	sig := fmt.Sprintf("dict-%d", time.Now().UnixNano())
+	key := `{"signalId":"` + sig + `","dictionaryName":"levels"}`
 	read := `{"kind":"dictionary","op":"read","key":` + key + `}`
 	if status, body := post(r, suite.tokens["a-reader"], ops, read); status != 200 || string(body) != `{"value":null}` {
 		t.Fatalf("read before any write: %d %s", status, body)
 	}
 	for i, snap := range []string{
-		`{"id":"dict-sig_levels","data":{"tp.1":{"value":52000.5,"when":1767225600000},"$sl":{"value":[[1,2]],"when":1767225600000}},"when":1767225600000}`,
-		`{"id":"dict-sig_levels","data":{"only":{"value":null,"when":1767225660000}},"when":1767225660000}`,
+		`{"id":"` + sig + `_levels","data":{"tp.1":{"value":52000.5,"when":1767225600000},"$sl":{"value":[[1,2]],"when":1767225600000}},"when":1767225600000}`,
+		`{"id":"` + sig + `_levels","data":{"only":{"value":null,"when":1767225660000}},"when":1767225660000}`,
 	} {
 		when := []string{"1767225600000", "1767225660000"}[i]
 		if status, body := post(w, suite.tokens["a-writer"], ops, `{"kind":"dictionary","op":"write","key":`+key+`,"value":`+snap+`,"when":`+when+`}`); status != 200 {
@@ -43,14 +45,14 @@ func TestDictionary(t *testing.T) {
 	defer cancel()
 	var doc bson.M
 	coll := a.mclient.Database(infra.DatabaseName(a.obj)).Collection("dictionary-items")
-	if err := coll.FindOne(ctx, bson.D{{Key: "signalId", Value: "dict-sig"}, {Key: "dictionaryName", Value: "levels"}}).Decode(&doc); err != nil {
+	if err := coll.FindOne(ctx, bson.D{{Key: "signalId", Value: sig}, {Key: "dictionaryName", Value: "levels"}}).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
 	if doc["when"] != int64(1767225660000) || doc["payload"] == nil || doc["createDate"] == nil || doc["updatedDate"] == nil {
 		t.Fatalf("dictionary document: %v", doc)
 	}
-	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
-		t.Fatalf("dictionary-items holds %d documents (%v), want 1", n, err)
+	if n, err := coll.CountDocuments(ctx, bson.D{{Key: "signalId", Value: sig}}); err != nil || n != 1 {
+		t.Fatalf("dictionary-items holds %d documents of the signal (%v), want 1", n, err)
 	}
 
 	families, err := ctrlmetrics.Registry.Gather()
