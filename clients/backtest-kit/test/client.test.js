@@ -216,6 +216,27 @@ test("usePersistence registers all 16 adapters with backtest-kit 19.5.0 and says
   }
 });
 
+test("backtest-kit 19.5.0's log and notification adapters write their largest lists over a 4 MiB payload limit", async () => {
+  const h = usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token" });
+  try {
+    assert.equal(gw.state.maxPayloadBytes, 4 << 20);
+    const entries = Array.from({ length: 1000 }, (_, i) => ({ id: `bk-big-${i}`, type: "log", priority: i, args: ["a".repeat(5000)] }));
+    const n = gw.state.requests.length;
+    await bk.PersistLogAdapter.writeLogData(entries);
+    const writes = gw.state.requests.slice(n).filter((r) => r.kind === "log" && r.op === "write");
+    assert.ok(writes.length >= 5, `${writes.length} request(s) for about 5 MB`);
+    const back = (await bk.PersistLogAdapter.readLogData()).filter((e) => e.id.startsWith("bk-big-"));
+    assert.deepEqual(back, entries);
+    const notes = Array.from({ length: 500 }, (_, i) => ({ id: `bk-note-${i}`, type: "info", createdAt: i, text: "b".repeat(20000) }));
+    await bk.PersistNotificationAdapter.writeNotificationData(notes, true);
+    const nb = (await bk.PersistNotificationAdapter.readNotificationData(true)).filter((x) => x.id.startsWith("bk-note-"));
+    assert.deepEqual(nb, notes);
+  } finally {
+    h.close();
+    for (const [, Name] of KINDS) bk[`Persist${Name}Adapter`]?.useJson();
+  }
+});
+
 test("asking for dictionary by name with backtest-kit 19.5.0 is an error", () => {
   assert.throws(
     () => usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", kinds: ["dictionary"] }),
