@@ -50,8 +50,8 @@ func TestRelevantChange(t *testing.T) {
 
 func TestServedKinds(t *testing.T) {
 	o := newObj(1)
-	if got := servedKinds(o); len(got) != 16 {
-		t.Fatalf("empty adapters serve %d kinds, want 16", len(got))
+	if got := servedKinds(o); len(got) != 17 || got[16].Collection != "dictionary-items" {
+		t.Fatalf("empty adapters serve %d kinds, want 17 with dictionary", len(got))
 	}
 	o.Spec.Adapters = []string{"candle", "signal"}
 	got := servedKinds(o)

@@ -79,7 +79,8 @@ type CacheSpec struct {
 	// +optional
 	// +kubebuilder:default=true
 	Enabled *bool `json:"enabled,omitempty"`
-	// TTL bounds how long a cached entry lives. Empty: entries live until replaced or evicted.
+	// TTL bounds how long a cached entry lives (every cached entry expires; the cache's
+	// coherence relies on it). Empty: 24h, the store's default.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="ttl must be at least 1s"
@@ -92,11 +93,12 @@ type BacktestPersistenceSpec struct {
 	Mongo MongoSpec `json:"mongo"`
 	// Redis is the cache.
 	Redis RedisSpec `json:"redis"`
-	// Adapters lists the kinds the gateway serves for this tenant. Empty: all 16.
+	// Adapters lists the kinds the gateway serves for this tenant. Empty: all 17
+	// (backtest-kit 19.x uses the first 16; dictionary is backtest-kit 20.x's).
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:Enum=signal;schedule;strategy;risk;partial;breakeven;candle;storage;notification;log;measure;interval;memory;recent;state;session
+	// +kubebuilder:validation:MaxItems=17
+	// +kubebuilder:validation:items:Enum=signal;schedule;strategy;risk;partial;breakeven;candle;storage;notification;log;measure;interval;memory;recent;state;session;dictionary
 	Adapters []string `json:"adapters,omitempty"`
 	// DeletionPolicy says what happens to the tenant's data when this object is
 	// deleted: Retain keeps it (and its ownership markers, so that only an object of

@@ -14,8 +14,9 @@ import {
 } from "backtest-kit";
 import { usePersistence } from "@backtest-persistence/backtest-kit";
 
-// 1. Persistence: all 16 adapters go to the gateway (settings from BACKTEST_PERSISTENCE_*).
-const persistence = usePersistence();
+// 1. Persistence: every adapter of the installed backtest-kit (16 with 19.x, 17 with 20.x) goes to
+// the gateway (settings from BACKTEST_PERSISTENCE_*); the line logged names them.
+const persistence = usePersistence({ log: console.log });
 // As backtest-kit's project scaffold does: keep signal history and notifications too.
 StorageBacktest.usePersist();
 NotificationBacktest.usePersist();

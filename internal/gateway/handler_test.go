@@ -148,12 +148,14 @@ const (
 	opsPath   = "/v1/namespaces/a/persistences/t/ops"
 	batchPath = "/v1/namespaces/a/persistences/t/batch"
 	stateKey  = `"key":{"signalId":"s","bucketName":"b"}`
+	dictKey   = `"key":{"signalId":"s","dictionaryName":"d"}`
 )
 
 func TestHandlerStatusMatrix(t *testing.T) {
 	h, tn := newTestHandler()
 	write := `{"kind":"state","op":"write",` + stateKey + `,"value":{"n":1},"when":1}`
 	read := `{"kind":"state","op":"read",` + stateKey + `}`
+	dictWrite := `{"kind":"dictionary","op":"write",` + dictKey + `,"value":{"id":"s_d","data":{"k":{"value":1,"when":1}},"when":1},"when":1}`
 	cases := []struct {
 		name, method, path, token, body string
 		status                          int
@@ -168,6 +170,11 @@ func TestHandlerStatusMatrix(t *testing.T) {
 		{"writer writes", "POST", opsPath, "writer", write, 200, ""},
 		{"reader reads", "POST", opsPath, "reader", read, 200, ""},
 		{"reader cannot write", "POST", opsPath, "reader", write, 403, CodeForbidden},
+		{"writer writes a dictionary", "POST", opsPath, "writer", dictWrite, 200, ""},
+		{"reader reads a dictionary", "POST", opsPath, "reader", `{"kind":"dictionary","op":"read",` + dictKey + `}`, 200, ""},
+		{"reader cannot write a dictionary", "POST", opsPath, "reader", dictWrite, 403, CodeForbidden},
+		{"dictionary with a state key", "POST", opsPath, "writer", `{"kind":"dictionary","op":"read",` + stateKey + `}`, 400, CodeInvalidRequest},
+		{"dictionary list", "POST", opsPath, "writer", `{"kind":"dictionary","op":"list",` + dictKey + `}`, 400, CodeInvalidRequest},
 		{"reader cannot write in a batch", "POST", batchPath, "reader", `{"ops":[` + read + `,` + write + `]}`, 403, CodeForbidden},
 		{"other tenant", "POST", "/v1/namespaces/b/persistences/t/ops", "writer", read, 403, CodeForbidden},
 		{"nonexistent tenant looks the same", "POST", "/v1/namespaces/b/persistences/nope/ops", "writer", read, 403, CodeForbidden},
@@ -193,8 +200,8 @@ func TestHandlerStatusMatrix(t *testing.T) {
 			}
 		})
 	}
-	if n := len(tn.stores["a/t"].data); n != 1 {
-		t.Fatalf("store holds %d records, want only the writer's one", n)
+	if n := len(tn.stores["a/t"].data); n != 2 {
+		t.Fatalf("store holds %d records, want only the writer's two", n)
 	}
 }
 

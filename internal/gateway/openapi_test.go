@@ -3,7 +3,10 @@ package gateway
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/backtestpersistence/operator/internal/persist"
 
 	"sigs.k8s.io/yaml"
 )
@@ -39,6 +42,35 @@ func TestOpenAPIDocument(t *testing.T) {
 	} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("route %s is not documented", p)
+		}
+	}
+	// The Kind enum is the table of kinds, and the Key description names each kind.
+	var kinds struct {
+		Components struct {
+			Schemas struct {
+				Kind struct {
+					Enum []string `json:"enum"`
+				} `json:"Kind"`
+				Key struct {
+					Description string `json:"description"`
+				} `json:"Key"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := yaml.Unmarshal(OpenAPI, &kinds); err != nil {
+		t.Fatal(err)
+	}
+	enum := kinds.Components.Schemas.Kind.Enum
+	if len(enum) != len(persist.Kinds) {
+		t.Errorf("Kind enum %v, want the %d kinds of the table", enum, len(persist.Kinds))
+	}
+	for i := range persist.Kinds {
+		k := string(persist.Kinds[i].Kind)
+		if i < len(enum) && enum[i] != k {
+			t.Errorf("Kind enum[%d] = %s, want %s", i, enum[i], k)
+		}
+		if !strings.Contains(kinds.Components.Schemas.Key.Description, k) {
+			t.Errorf("Key description does not name %s", k)
 		}
 	}
 	// Every field the decoder accepts is documented.

@@ -31,6 +31,7 @@ var recordCases = []recordCase{
 	{KindRecent, keyOf("symbol", "BTCUSDT", "strategyName", "s1", "exchangeName", "binance", "frameName", "", "backtest", false), fxRecent, `{"id":"z"}`},
 	{KindState, keyOf("signalId", "7f1c", "bucketName", "bucket"), fxState, `{"id":"7f1c_bucket","data":{},"when":5}`},
 	{KindSession, keyOf("strategyName", "s1", "exchangeName", "binance", "frameName", "", "symbol", "BTCUSDT", "backtest", true), fxSession, `{"id":"s","data":{"k":"v"},"when":6}`},
+	{KindDictionary, keyOf("signalId", "7f1c", "dictionaryName", "prices"), fxDictionary, `{"id":"7f1c_prices","data":{},"when":7}`},
 }
 
 func TestContract(t *testing.T) {
@@ -50,6 +51,19 @@ func TestContract(t *testing.T) {
 			t.Run("log", func(t *testing.T) { contractLog(t, f) })
 			t.Run("candle", func(t *testing.T) { contractCandles(t, f) })
 		})
+	}
+}
+
+// Every record kind of the table has a case in the suite (a new kind cannot be left out).
+func TestContractCoversEveryRecordKind(t *testing.T) {
+	covered := map[Kind]bool{}
+	for _, rc := range recordCases {
+		covered[rc.kind] = true
+	}
+	for i := range Kinds {
+		if k := Kinds[i].Kind; Kinds[i].Shape == ShapeRecord && !covered[k] {
+			t.Errorf("record kind %s has no case in recordCases", k)
+		}
 	}
 }
 

@@ -22,6 +22,10 @@ const fxRecent = `{"id":"7f1c","symbol":"BTCUSDT","position":"long","priceOpen":
 
 const fxState = `{"id":"7f1c_bucket","data":{"counter":3,"nested":{"a":[1,2,3]}},"when":1767225600000}`
 
+// fxDictionary is backtest-kit 20.x's dictionary snapshot: user keys (here with "." and
+// "$"), each with its value and logical time.
+const fxDictionary = `{"id":"7f1c_prices","data":{"BTC.USDT":{"value":{"$avg":50000.5,"pairs":[[1,2],[3,4]]},"when":1767225600000},"empty":{"value":null,"when":1767225600000}},"when":1767225600000}`
+
 const fxSession = `{"id":"BTCUSDT:s1:binance:backtest","data":null,"when":1767225600000}`
 
 // fxStorageRow returns a storage row with a given id and priority.

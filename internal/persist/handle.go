@@ -100,6 +100,11 @@ func (s *Store) State(signalID, bucketName string) Handle {
 	return s.On(KindState, map[string]any{"signalId": signalID, "bucketName": bucketName})
 }
 
+// Dictionary is the dictionary snapshot of (signal, dictionary) (backtest-kit 20.x).
+func (s *Store) Dictionary(signalID, dictionaryName string) Handle {
+	return s.On(KindDictionary, map[string]any{"signalId": signalID, "dictionaryName": dictionaryName})
+}
+
 // Session is the session blob of (strategy, exchange, frame, symbol, mode).
 func (s *Store) Session(strategyName, exchangeName, frameName, symbol string, backtest bool) Handle {
 	return s.On(KindSession, map[string]any{"strategyName": strategyName, "exchangeName": exchangeName,

@@ -97,6 +97,12 @@ func TestAdoptPublicLayout(t *testing.T) {
 		{Key: "payload", Value: bson.D{{Key: "id", Value: "k"}, {Key: "data", Value: true}, {Key: "when", Value: now}, {Key: "removed", Value: false}}}})
 	insert("storage-items", bson.D{{Key: "backtest", Value: false}, {Key: "signalId", Value: "r1"},
 		{Key: "payload", Value: bson.D{{Key: "id", Value: "r1"}, {Key: "status", Value: "closed"}, {Key: "minuteEstimatedTime", Value: nil}}}})
+	// @backtest-kit/mongo 20.1.0: findOneAndUpdate({signalId, dictionaryName}, {$set: {payload, when: when.getTime()}}).
+	insert("dictionary-items", bson.D{{Key: "signalId", Value: "sig"}, {Key: "dictionaryName", Value: "levels"},
+		{Key: "payload", Value: bson.D{{Key: "id", Value: "sig_levels"}, {Key: "data", Value: bson.D{
+			{Key: "tp", Value: bson.D{{Key: "value", Value: 52000.5}, {Key: "when", Value: float64(1767225600000)}}}}},
+			{Key: "when", Value: float64(1767225600000)}}},
+		{Key: "when", Value: float64(1767225600000)}})
 	for i := int64(0); i < 3; i++ {
 		insert("candle-items", bson.D{{Key: "exchangeName", Value: "binance"}, {Key: "symbol", Value: "BTCUSDT"}, {Key: "interval", Value: "1m"},
 			{Key: "timestamp", Value: float64(candleBase + i*60_000)}, {Key: "open", Value: 1.5}, {Key: "high", Value: int32(2)},
@@ -117,11 +123,17 @@ func TestAdoptPublicLayout(t *testing.T) {
 		`[{"id":"r1","status":"closed","minuteEstimatedTime":null}]`)
 	assertJSON(t, "adopted candles", f.do(Request{Kind: KindCandle, Op: OpRead, Key: keyOf("exchangeName", "binance", "symbol", "BTCUSDT", "interval", "1m"), Since: candleBase, Limit: 3}).Value,
 		`[{"timestamp":1767225600000,"open":1.5,"high":2,"low":1.25,"close":1.75,"volume":100.125},{"timestamp":1767225660000,"open":1.5,"high":2,"low":1.25,"close":1.75,"volume":100.125},{"timestamp":1767225720000,"open":1.5,"high":2,"low":1.25,"close":1.75,"volume":100.125}]`)
+	dict := keyOf("signalId", "sig", "dictionaryName", "levels")
+	assertJSON(t, "adopted dictionary", f.do(Request{Kind: KindDictionary, Op: OpRead, Key: dict}).Value,
+		`{"id":"sig_levels","data":{"tp":{"value":52000.5,"when":1767225600000}},"when":1767225600000}`)
+	assertJSON(t, "absent dictionary", f.do(Request{Kind: KindDictionary, Op: OpRead, Key: keyOf("signalId", "sig", "dictionaryName", "other")}).Value, `null`)
 	// writes update the adopted documents in place
 	f.do(Request{Kind: KindSignal, Op: OpWrite, Key: sig, Value: []byte(`{"id":"sig2"}`)})
 	assertJSON(t, "signal after write", f.do(Request{Kind: KindSignal, Op: OpRead, Key: sig}).Value, `{"id":"sig2"}`)
 	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: keyOf("backtest", false), Value: []byte(`[{"id":"r1","status":"cancelled"}]`)})
-	for coll, want := range map[string]int64{"signal-items": 1, "storage-items": 1} {
+	f.do(Request{Kind: KindDictionary, Op: OpWrite, Key: dict, When: ms(1767225660000), Value: []byte(`{"id":"sig_levels","data":{},"when":1767225660000}`)})
+	assertJSON(t, "dictionary after write", f.do(Request{Kind: KindDictionary, Op: OpRead, Key: dict}).Value, `{"id":"sig_levels","data":{},"when":1767225660000}`)
+	for coll, want := range map[string]int64{"signal-items": 1, "storage-items": 1, "dictionary-items": 1} {
 		n, err := f.db.Collection(coll).CountDocuments(ctx, bson.D{})
 		if err != nil || n != want {
 			t.Fatalf("%s has %d documents (%v), want %d", coll, n, err, want)
@@ -155,5 +167,14 @@ func TestWrittenLayout(t *testing.T) {
 	}
 	if mem["signalId"] != "s" || mem["bucketName"] != "b" || mem["memoryId"] != "m" || mem["removed"] != false || mem["payload"] == nil {
 		t.Fatalf("memory document: %v", mem)
+	}
+	f.do(Request{Kind: KindDictionary, Op: OpWrite, Key: keyOf("signalId", "s", "dictionaryName", "d"), When: ms(1767225600000), Value: []byte(fxDictionary)})
+	var dict bson.M
+	if err := f.db.Collection("dictionary-items").FindOne(ctx, bson.D{}).Decode(&dict); err != nil {
+		t.Fatal(err)
+	}
+	if dict["signalId"] != "s" || dict["dictionaryName"] != "d" || dict["when"] != int64(1767225600000) || dict["payload"] == nil ||
+		dict["createDate"] == nil || dict["updatedDate"] == nil {
+		t.Fatalf("dictionary document: %v", dict)
 	}
 }

@@ -1,9 +1,10 @@
 package persist
 
-// Kind names one of backtest-kit's 16 persist adapters.
+// Kind names one of backtest-kit's persist adapters: 16 in backtest-kit 19.x, 17 in 20.x
+// (Dictionary).
 type Kind string
 
-// The 16 kinds, named as backtest-kit names its adapters (PersistSignalAdapter → "signal").
+// The 17 kinds, named as backtest-kit names its adapters (PersistSignalAdapter → "signal").
 const (
 	KindSignal       Kind = "signal"
 	KindSchedule     Kind = "schedule"
@@ -21,6 +22,8 @@ const (
 	KindRecent       Kind = "recent"
 	KindState        Kind = "state"
 	KindSession      Kind = "session"
+	// KindDictionary is backtest-kit 20.x's per-signal dictionary snapshot.
+	KindDictionary Kind = "dictionary"
 )
 
 // Op is an operation on a kind.
@@ -115,6 +118,7 @@ var (
 	fInterval   = KeyField{Name: "interval", Doc: "interval"}
 	fEntryKey   = KeyField{Name: "key", Doc: "entryKey"}
 	fMemoryID   = KeyField{Name: "memoryId", Doc: "memoryId"}
+	fDictName   = KeyField{Name: "dictionaryName", Doc: "dictionaryName"}
 	fStorageID  = KeyField{Name: "id", Doc: "signalId"}
 	fNotifyID   = KeyField{Name: "id", Doc: "notificationId"}
 	fLogID      = KeyField{Name: "id", Doc: "entryId"}
@@ -126,7 +130,8 @@ var (
 	opsMemory    = []Op{OpRead, OpHas, OpWrite, OpRemove, OpList}
 )
 
-// Kinds is the table of the 16 kinds, in backtest-kit's order.
+// Kinds is the table of the 17 kinds: backtest-kit 19.x's 16 in its order, then
+// Dictionary (20.x).
 var Kinds = []KindSpec{
 	{Kind: KindSignal, Collection: "signal-items", Key: []KeyField{fSymbol, fStrategy, fExchange},
 		Shape: ShapeRecord, Ops: opsReadWrite, Empty: "null", NullWritable: true, PayloadField: "payload"},
@@ -164,6 +169,8 @@ var Kinds = []KindSpec{
 	{Kind: KindState, Collection: "state-items", Key: []KeyField{fSignalID, fBucketName},
 		Shape: ShapeRecord, Ops: opsReadWrite, Empty: "null", HasWhen: true, PayloadField: "payload"},
 	{Kind: KindSession, Collection: "session-items", Key: []KeyField{fStrategy, fExchange, fFrame, fSymbol, fBacktest},
+		Shape: ShapeRecord, Ops: opsReadWrite, Empty: "null", HasWhen: true, PayloadField: "payload"},
+	{Kind: KindDictionary, Collection: "dictionary-items", Key: []KeyField{fSignalID, fDictName},
 		Shape: ShapeRecord, Ops: opsReadWrite, Empty: "null", HasWhen: true, PayloadField: "payload"},
 }
 

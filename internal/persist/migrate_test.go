@@ -129,6 +129,12 @@ func TestDesiredIndexesFollowTheTable(t *testing.T) {
 	if want := []string{"exchangeName", "symbol", "interval", "timestamp"}; !slices.Equal(candle.UniqueKey(), want) {
 		t.Fatalf("candle unique key %v, want %v", candle.UniqueKey(), want)
 	}
+	// @backtest-kit/mongo 20.1.0: DictionarySchema.index({signalId: 1, dictionaryName: 1}, {unique: true}) on "dictionary-items".
+	dict, ok := Lookup(KindDictionary)
+	if !ok || dict.Collection != "dictionary-items" || !slices.Equal(dict.UniqueKey(), []string{"signalId", "dictionaryName"}) ||
+		dict.UniqueIndexName() != "signalId_1_dictionaryName_1" {
+		t.Fatalf("dictionary layout %+v, unique key %v", dict, dict.UniqueKey())
+	}
 }
 
 func TestParseListedIndex(t *testing.T) {
@@ -231,6 +237,9 @@ func TestMigrateIndexesOnServer(t *testing.T) {
 		}
 		if u := byName[spec.UniqueIndexName()]; !u.Unique || !slices.Equal(u.Keys, DesiredIndexes(spec)[0].Keys) {
 			t.Fatalf("%s: unique index is %+v", spec.Collection, u)
+		}
+		if spec.Kind == KindDictionary && !slices.Equal(byName["signalId_1_dictionaryName_1"].Keys, keys("signalId", "dictionaryName")) {
+			t.Fatalf("dictionary-items indexes after migration: %+v", listed)
 		}
 		if spec.Kind == KindCandle {
 			if _, ok := byName["symbol_1_interval_1_timestamp_1"]; ok {

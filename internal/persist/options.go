@@ -49,7 +49,7 @@ type Options struct {
 	MaxKeyBytes int
 	// MaxListItems limits what a list read returns; more is an error, never a silent cut. 0 means DefaultMaxListItems.
 	MaxListItems int
-	// Kinds are the kinds served; nil means all 16.
+	// Kinds are the kinds served; nil means all of them (the table Kinds).
 	Kinds []Kind
 	// Now is the wall clock for candle completeness; nil means time.Now.
 	Now func() time.Time

@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Store is one tenant's adapter store: the 16 kinds on MongoDB with Redis as a
+// Store is one tenant's adapter store: the 17 kinds on MongoDB with Redis as a
 // coherent cache. It is safe for concurrent use.
 type Store struct {
 	opts   Options

@@ -1,18 +1,22 @@
 /**
- * The 16 persist adapter classes, backed by a gateway tenant.
+ * The 17 persist adapter classes, backed by a gateway tenant.
  *
  * Each class has the constructor signature and methods backtest-kit's
  * Persist<Kind>Adapter.usePersist<Kind>Adapter(Ctor) expects, and the semantics
  * of its file adapter: the same empty values, soft deletes, insert-only candles
- * and logs, upsert-by-id lists, and Infinity restored where JSON turned it into
- * null. The classes are built per client by createAdapterClasses so several
- * clients (tenants) can coexist in one process.
+ * and logs, upsert-by-id lists (sent in parts, listwrite.js), and Infinity restored
+ * where JSON turned it into null. The classes are built per client by
+ * createAdapterClasses so several clients (tenants) can coexist in one process.
  */
 import { KeyedQueue, mergeNewerWins, mergeOlderWins } from "./queue.js";
 import { CandleCache, intervalStepMs } from "./candles.js";
 import { timed } from "./stats.js";
+import { DEFAULT_LIST_PART_BYTES, sendListInParts } from "./listwrite.js";
 
-/** The 16 kinds, in backtest-kit's order, with the name of their Persist<Kind>Adapter. */
+/**
+ * The 17 kinds with the name of their Persist<Kind>Adapter: backtest-kit 19.x's 16 in
+ * its order, then Dictionary (backtest-kit 20.x).
+ */
 export const KINDS = [
   ["signal", "Signal"],
   ["schedule", "Schedule"],
@@ -30,7 +34,14 @@ export const KINDS = [
   ["recent", "Recent"],
   ["state", "State"],
   ["session", "Session"],
+  ["dictionary", "Dictionary"],
 ];
+
+/**
+ * Kinds that older backtest-kit versions lack (Dictionary came with 20.x): usePersistence
+ * registers them only when the running backtest-kit exports their Persist<Kind>Adapter.
+ */
+export const OPTIONAL_KINDS = new Set(["dictionary"]);
 
 const ms = (when) => (when instanceof Date ? when.getTime() : typeof when === "number" ? when : undefined);
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -57,20 +68,30 @@ export function restoreSignalRow(row, d, onlyIfPresent = false, onlyIfCost = fal
 }
 
 /**
- * Builds the 16 adapter classes for one gateway client.
+ * Builds the 17 adapter classes for one gateway client.
  * @param {object} p
  * @param {import("./client.js").GatewayClient} p.client
  * @param {import("./stats.js").Stats} p.stats
  * @param {() => {multiplier:number, isolated:boolean}} [p.defaults] signal defaults (backtest-kit's config)
  * @param {number} [p.candleCacheSize] candles kept in memory (0 disables)
  * @param {() => number} [p.now] wall clock for the incomplete-candle guard (default Date.now, so fake clocks apply)
+ * @param {number} [p.listPartBytes] byte budget of one request of a whole-list write (default 1 MiB; see listwrite.js)
  * @returns {Record<string, new (...args: any[]) => any>} classes keyed by kind
  */
-export function createAdapterClasses({ client, stats, defaults = () => ({}), candleCacheSize = 200000, now = () => Date.now() }) {
+export function createAdapterClasses({
+  client,
+  stats,
+  defaults = () => ({}),
+  candleCacheSize = 200000,
+  now = () => Date.now(),
+  listPartBytes = DEFAULT_LIST_PART_BYTES,
+}) {
   const queue = new KeyedQueue(stats);
   const candles = new CandleCache(candleCacheSize);
   /** Per list key: item id → JSON last stored by this process; unchanged items are not resent. */
   const sent = new Map();
+  /** Per list key: item id → JSON the gateway refused as too large (never storable as is). */
+  const refused = new Map();
   const SENT_MAX = 20000;
 
   const call = async (kind, op, key, extra) => client.op({ kind, op, key, ...extra });
@@ -87,7 +108,10 @@ export function createAdapterClasses({ client, stats, defaults = () => ({}), can
       if (w !== undefined) extra.when = w;
       await call(kind, "write", key, extra);
     });
-  /** Serialized, merged, de-duplicated write of a whole list (upsert or insert-only by item id). */
+  /**
+   * Serialized, merged, de-duplicated write of a whole list (upsert or insert-only by
+   * item id), sent in parts under listPartBytes; only acknowledged parts count as sent.
+   */
   const writeList = (kind, key, items, insertOnly) => {
     if (!Array.isArray(items)) throw new TypeError(`backtest-persistence: ${kind} write expects an array, got ${typeof items}`);
     const lk = qkey(kind, key);
@@ -97,25 +121,48 @@ export function createAdapterClasses({ client, stats, defaults = () => ({}), can
       async (list) => {
         let known = sent.get(lk);
         if (!known) sent.set(lk, (known = new Map()));
+        let tooLarge = refused.get(lk);
+        if (!tooLarge) refused.set(lk, (tooLarge = new Map()));
         const todo = [];
         const enc = [];
+        const at = new Map(); // a repeated id keeps its last occurrence, as in one request
         for (const it of list) {
           if (!isObj(it) || it.id === undefined || it.id === null || it.id === "") {
             throw new TypeError(`backtest-persistence: every ${kind} item needs an id`);
           }
+          const id = String(it.id);
           const j = JSON.stringify(it);
-          const prev = known.get(String(it.id));
+          const prev = known.get(id);
           if (insertOnly ? prev !== undefined : prev === j) continue;
+          if (tooLarge.get(id) === j) continue; // refused as too large before: never storable
+          if (at.has(id)) {
+            todo[at.get(id)] = it;
+            enc[at.get(id)] = [id, j];
+            continue;
+          }
+          at.set(id, todo.length);
           todo.push(it);
-          enc.push([String(it.id), j]);
+          enc.push([id, j]);
         }
         if (todo.length === 0) return;
-        await call(kind, "write", key, { value: todo });
-        for (const [id, j] of enc) {
-          known.delete(id);
-          known.set(id, j);
-        }
-        while (known.size > SENT_MAX) known.delete(known.keys().next().value);
+        await sendListInParts({
+          items: todo,
+          encoded: enc,
+          maxBytes: listPartBytes,
+          send: (part) => call(kind, "write", key, { value: part }),
+          record: (acked) => {
+            for (const [id, j] of acked) {
+              known.delete(id);
+              known.set(id, j);
+            }
+            while (known.size > SENT_MAX) known.delete(known.keys().next().value);
+          },
+          // Over the store's payload limit on its own: reported once, not resent unchanged.
+          rejected: (id, j) => {
+            tooLarge.set(id, j);
+            while (tooLarge.size > SENT_MAX) tooLarge.delete(tooLarge.keys().next().value);
+          },
+        });
       },
       insertOnly ? mergeOlderWins : mergeNewerWins,
     );
@@ -397,6 +444,21 @@ export function createAdapterClasses({ client, stats, defaults = () => ({}), can
     dispose() {}
   }
 
+  /** backtest-kit 20.x: one dictionary snapshot per (signal, dictionary), overwritten whole. */
+  class DictionaryInstance {
+    constructor(signalId, dictionaryName) {
+      this.key = { signalId, dictionaryName };
+    }
+    async waitForInit(_initial) {}
+    async readDictionaryData() {
+      return await read("dictionary", this.key, null);
+    }
+    async writeDictionaryData(data, when) {
+      await write("dictionary", this.key, data, when);
+    }
+    dispose() {}
+  }
+
   const raw = {
     signal: SignalInstance,
     schedule: ScheduleInstance,
@@ -414,6 +476,7 @@ export function createAdapterClasses({ client, stats, defaults = () => ({}), can
     recent: RecentInstance,
     state: StateInstance,
     session: SessionInstance,
+    dictionary: DictionaryInstance,
   };
   const out = {};
   for (const [kind] of KINDS) out[kind] = timed(raw[kind], kind, stats);

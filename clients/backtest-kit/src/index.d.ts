@@ -30,15 +30,25 @@ export interface PersistenceOptions {
   maxSockets?: number;
   /** Candles kept in the in-process window cache (default 200000; 0 disables). */
   candleCacheSize?: number;
-  /** Register only these kinds (default: all 16). */
+  /**
+   * Register only these kinds (default: every kind the running backtest-kit has: 16 with
+   * 19.x, 17 with 20.x). A kind named here that backtest-kit lacks is an error.
+   */
   kinds?: Kind[];
+  /** The backtest-kit module to register with (default: the installed "backtest-kit"). */
+  backtestKit?: Record<string, any>;
+  /** Byte budget of one request of a whole-list write (default 1 MiB); longer lists are sent in parts. */
+  listPartBytes?: number;
+  /** Receives one line naming the kinds registered (e.g. console.log). */
+  log?: (line: string) => void;
   /** Shared counters (e.g. one Stats for several tenants). */
   stats?: Stats;
 }
 
 export type Kind =
   | "signal" | "schedule" | "strategy" | "risk" | "partial" | "breakeven" | "candle" | "storage"
-  | "notification" | "log" | "measure" | "interval" | "memory" | "recent" | "state" | "session";
+  | "notification" | "log" | "measure" | "interval" | "memory" | "recent" | "state" | "session"
+  | "dictionary";
 
 export type Op = "read" | "write" | "has" | "remove" | "list";
 
@@ -83,8 +93,12 @@ export interface PersistenceStats extends CallCounters {
 
 export interface PersistenceHandle {
   client: GatewayClient;
-  /** The adapter classes registered with backtest-kit, keyed by kind. */
+  /** The adapter classes, keyed by kind (all 17, registered or not). */
   classes: Record<Kind, new (...args: any[]) => any>;
+  /** The kinds registered with backtest-kit, in table order (16 with backtest-kit 19.x, 17 with 20.x). */
+  registered: Kind[];
+  /** Optional kinds the running backtest-kit lacks, so not registered (["dictionary"] with 19.x). */
+  unavailable: Kind[];
   stats(): PersistenceStats;
   resetStats(): void;
   /** Resolves once every write issued so far has reached the gateway. */
@@ -93,11 +107,11 @@ export interface PersistenceHandle {
   close(): void;
 }
 
-/** Registers all 16 gateway-backed persist adapters with backtest-kit. */
+/** Registers the gateway-backed persist adapters with backtest-kit (every kind it has). */
 export declare function usePersistence(options?: PersistenceOptions): PersistenceHandle;
 
 /** Registers backtest-kit's own file adapters wrapped with the same timing counters. */
-export declare function useTimedFileAdapters(): { stats(): PersistenceStats; resetStats(): void };
+export declare function useTimedFileAdapters(backtestKit?: Record<string, any>): { registered: Kind[]; stats(): PersistenceStats; resetStats(): void };
 
 /** Options read from the BACKTEST_PERSISTENCE_* environment variables. */
 export declare function optionsFromEnv(env?: Record<string, string | undefined>): PersistenceOptions;
@@ -136,20 +150,40 @@ export declare class Stats {
 /** Wraps every method of an adapter class with timing counters. */
 export declare function timed<C extends new (...args: any[]) => any>(Base: C, kind: string, stats: Stats): C;
 
-/** Builds the 16 adapter classes for one client (for advanced use; usePersistence does this). */
+/** Builds the 17 adapter classes for one client (for advanced use; usePersistence does this). */
 export declare function createAdapterClasses(p: {
   client: GatewayClient;
   stats: Stats;
   defaults?: () => { multiplier?: number; isolated?: boolean };
   candleCacheSize?: number;
   now?: () => number;
+  listPartBytes?: number;
 }): Record<Kind, new (...args: any[]) => any> & { flush(): Promise<void> };
 
 /** Restores minuteEstimatedTime null → Infinity and the multiplier/isolated defaults on a signal-like row. */
 export declare function restoreSignalRow<T>(row: T, defaults: { multiplier?: number; isolated?: boolean }, onlyIfPresent?: boolean, onlyIfCost?: boolean): T;
 
-/** The 16 kinds with their backtest-kit adapter names. */
+/** The 17 kinds with their backtest-kit adapter names (backtest-kit 19.x's 16, then dictionary). */
 export declare const KINDS: ReadonlyArray<readonly [Kind, string]>;
+
+/** Kinds older backtest-kit versions lack; registered only when present ("dictionary", 20.x). */
+export declare const OPTIONAL_KINDS: ReadonlySet<Kind>;
+
+/** Default byte budget of one part of a whole-list write (1 MiB). */
+export declare const DEFAULT_LIST_PART_BYTES: number;
+
+/** Splits encoded list items into parts of at most maxBytes bytes of JSON array (indices per part). */
+export declare function splitListParts(encoded: string[], maxBytes: number): number[][];
+
+/** Sends a whole-list write in parts and records each acknowledged part as sent. */
+export declare function sendListInParts(p: {
+  items: any[];
+  encoded: Array<[string, string]>;
+  maxBytes: number;
+  send(part: any[]): Promise<unknown>;
+  record(sent: Array<[string, string]>): void;
+  rejected?(id: string, json: string): void;
+}): Promise<{ parts: number }>;
 
 export declare const INTERVAL_MINUTES: Readonly<Record<string, number>>;
 

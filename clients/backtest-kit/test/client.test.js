@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeGateway } from "./fake-gateway.js";
 import { conformanceCases } from "./conformance.js";
-import { GatewayClient, Stats, createAdapterClasses, PersistenceError, KINDS, usePersistence } from "../src/index.js";
+import { GatewayClient, Stats, createAdapterClasses, PersistenceError, KINDS, OPTIONAL_KINDS, usePersistence, useTimedFileAdapters } from "../src/index.js";
+import { splitListParts, sendListInParts } from "../src/listwrite.js";
+import { standinKit, registeredCtors, PersistDictionaryAdapter, setDictionaryValue } from "./standin-backtest-kit-20.js";
 import * as bk from "backtest-kit";
 
 let gw;
@@ -29,10 +31,11 @@ test("adapter contract (fake gateway)", async (t) => {
   client.close();
 });
 
-test("exports exactly the 16 kinds", () => {
+test("exports exactly the 17 kinds; only dictionary is optional", () => {
   const { A } = mkClient();
-  assert.equal(KINDS.length, 16);
+  assert.equal(KINDS.length, 17);
   assert.deepEqual(Object.keys(A).sort(), KINDS.map(([k]) => k).sort());
+  assert.deepEqual([...OPTIONAL_KINDS], ["dictionary"]);
 });
 
 test("retries 503 with backoff, then succeeds", async () => {
@@ -178,9 +181,16 @@ test("timing counters report calls per kind and method", async () => {
   client.close();
 });
 
-test("usePersistence registers all 16 adapters with backtest-kit", async () => {
-  const h = usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token" });
+test("usePersistence registers all 16 adapters with backtest-kit 19.5.0 and says so", async () => {
+  const lines = [];
+  const h = usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", log: (l) => lines.push(l) });
   try {
+    assert.equal(typeof bk.PersistDictionaryAdapter, "undefined", "the installed backtest-kit is 19.x");
+    assert.deepEqual(h.registered, KINDS.map(([k]) => k).filter((k) => k !== "dictionary"));
+    assert.equal(h.registered.length, 16);
+    assert.deepEqual(h.unavailable, ["dictionary"]);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /registered 16 persist adapters with backtest-kit: signal, .*, session$/);
     const n = gw.state.requests.length;
     await bk.PersistSignalAdapter.writeSignalData({ id: "via-bk", minuteEstimatedTime: null }, "BK", "s", "e");
     const back = await bk.PersistSignalAdapter.readSignalData("BK", "s", "e");
@@ -202,7 +212,190 @@ test("usePersistence registers all 16 adapters with backtest-kit", async () => {
     assert.equal(h.stats().kinds.signal.methods.readSignalData.calls, 1);
   } finally {
     h.close();
-    for (const [, Name] of KINDS) bk[`Persist${Name}Adapter`].useJson();
+    for (const [, Name] of KINDS) bk[`Persist${Name}Adapter`]?.useJson();
+  }
+});
+
+test("backtest-kit 19.5.0's log and notification adapters write their largest lists over a 4 MiB payload limit", async () => {
+  const h = usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token" });
+  try {
+    assert.equal(gw.state.maxPayloadBytes, 4 << 20);
+    const entries = Array.from({ length: 1000 }, (_, i) => ({ id: `bk-big-${i}`, type: "log", priority: i, args: ["a".repeat(5000)] }));
+    const n = gw.state.requests.length;
+    await bk.PersistLogAdapter.writeLogData(entries);
+    const writes = gw.state.requests.slice(n).filter((r) => r.kind === "log" && r.op === "write");
+    assert.ok(writes.length >= 5, `${writes.length} request(s) for about 5 MB`);
+    const back = (await bk.PersistLogAdapter.readLogData()).filter((e) => e.id.startsWith("bk-big-"));
+    assert.deepEqual(back, entries);
+    const notes = Array.from({ length: 500 }, (_, i) => ({ id: `bk-note-${i}`, type: "info", createdAt: i, text: "b".repeat(20000) }));
+    await bk.PersistNotificationAdapter.writeNotificationData(notes, true);
+    const nb = (await bk.PersistNotificationAdapter.readNotificationData(true)).filter((x) => x.id.startsWith("bk-note-"));
+    assert.deepEqual(nb, notes);
+  } finally {
+    h.close();
+    for (const [, Name] of KINDS) bk[`Persist${Name}Adapter`]?.useJson();
+  }
+});
+
+test("asking for dictionary by name with backtest-kit 19.5.0 is an error", () => {
+  assert.throws(
+    () => usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", kinds: ["dictionary"] }),
+    /no PersistDictionaryAdapter\.usePersistDictionaryAdapter \(need backtest-kit >= 20\)/,
+  );
+});
+
+test("useTimedFileAdapters registers the 16 file adapters of backtest-kit 19.5.0", () => {
+  try {
+    assert.equal(useTimedFileAdapters().registered.length, 16);
+  } finally {
+    for (const [, Name] of KINDS) bk[`Persist${Name}Adapter`]?.useJson();
+  }
+});
+
+test("with a backtest-kit 20.x stand-in, usePersistence registers 17 and Dictionary goes to the gateway", async () => {
+  const h = usePersistence({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", backtestKit: standinKit });
+  try {
+    assert.deepEqual(h.registered, KINDS.map(([k]) => k));
+    assert.deepEqual(h.unavailable, []);
+    for (const [kind, Name] of KINDS) assert.equal(registeredCtors.get(Name), h.classes[kind], `${Name} registered`);
+    const n = gw.state.requests.length;
+    await PersistDictionaryAdapter.waitForInit("sig-20", "levels", true);
+    assert.equal(await PersistDictionaryAdapter.readDictionaryData("sig-20", "levels"), null);
+    const t1 = new Date(1767225600000);
+    const t2 = new Date(1767225660000);
+    await setDictionaryValue("sig-20", "levels", "tp", 52000.5, t1);
+    const snap = await setDictionaryValue("sig-20", "levels", "sl.1", { at: [[49000, 1]] }, t2);
+    assert.deepEqual(await PersistDictionaryAdapter.readDictionaryData("sig-20", "levels"), snap);
+    assert.deepEqual(snap.data, { tp: { value: 52000.5, when: t1.getTime() }, "sl.1": { value: { at: [[49000, 1]] }, when: t2.getTime() } });
+    assert.equal(await PersistDictionaryAdapter.readDictionaryData("sig-20", "other"), null);
+    // dispose evicts the instance; the data stays, a new instance reads it
+    PersistDictionaryAdapter.dispose("sig-20", "levels");
+    assert.deepEqual(await PersistDictionaryAdapter.readDictionaryData("sig-20", "levels"), snap);
+    const sent = gw.state.requests.slice(n).filter((r) => r.kind === "dictionary");
+    const writes = sent.filter((r) => r.op === "write");
+    assert.equal(writes.length, 2);
+    assert.deepEqual(writes.map((w) => w.when), [t1.getTime(), t2.getTime()]);
+    assert.deepEqual(writes[1].key, { signalId: "sig-20", dictionaryName: "levels" });
+    assert.deepEqual(writes[1].value, snap, "each write carries the whole snapshot");
+    assert.ok(PersistDictionaryAdapter.initCalls.includes(true));
+    assert.equal(h.stats().kinds.dictionary.methods.writeDictionaryData.calls, 2);
+  } finally {
+    h.close();
+    for (const [, Name] of KINDS) standinKit[`Persist${Name}Adapter`].useJson();
+  }
+});
+
+test("splitListParts keeps every part's JSON under the budget and the order of items", () => {
+  const enc = ["a", "bb", "ccc", "d".repeat(20), "e", "f"].map((x) => JSON.stringify({ id: x }));
+  const parts = splitListParts(enc, 30);
+  assert.deepEqual(parts.flat(), [0, 1, 2, 3, 4, 5]);
+  for (const p of parts) {
+    const bytes = Buffer.byteLength(`[${p.map((i) => enc[i]).join(",")}]`);
+    assert.ok(bytes <= 30 || p.length === 1, `part ${p} is ${bytes} bytes`);
+  }
+  assert.ok(parts.some((p) => p.length === 1 && p[0] === 3), "an item over the budget is a part of its own");
+  assert.deepEqual(splitListParts([], 10), []);
+  // multi-byte characters count in UTF-8 bytes
+  const wide = [JSON.stringify({ id: "ü".repeat(10) }), JSON.stringify({ id: "x" })];
+  assert.deepEqual(splitListParts(wide, Buffer.byteLength(wide[0]) + 3), [[0], [1]]);
+});
+
+test("sendListInParts records only acknowledged parts; a failed middle part stops the write", async () => {
+  const items = Array.from({ length: 6 }, (_, i) => ({ id: `i${i}`, pad: "x".repeat(40) }));
+  const encoded = items.map((it) => [it.id, JSON.stringify(it)]);
+  const recorded = [];
+  const sentParts = [];
+  let n = 0;
+  const err = await sendListInParts({
+    items,
+    encoded,
+    maxBytes: 130, // two items per part
+    send: async (part) => {
+      if (n++ === 1) throw Object.assign(new Error("mongo down"), { code: "Unavailable" });
+      sentParts.push(part.map((x) => x.id));
+    },
+    record: (acked) => recorded.push(...acked.map(([id]) => id)),
+  }).catch((e) => e);
+  assert.equal(err.code, "Unavailable");
+  assert.deepEqual(sentParts, [["i0", "i1"]], "nothing after the failed part is sent");
+  assert.deepEqual(recorded, ["i0", "i1"]);
+  // a part of one item refused as too large is skipped, reported, and the rest still sent
+  const rejected = [];
+  const acked = [];
+  const err2 = await sendListInParts({
+    items,
+    encoded,
+    maxBytes: 70, // one item per part
+    send: async (part) => {
+      if (part[0].id === "i2") throw Object.assign(new Error("too large"), { code: "TooLarge" });
+    },
+    record: (a) => acked.push(...a.map(([id]) => id)),
+    rejected: (id) => rejected.push(id),
+  }).catch((e) => e);
+  assert.equal(err2.code, "TooLarge");
+  assert.deepEqual(rejected, ["i2"]);
+  assert.deepEqual(acked, ["i0", "i1", "i3", "i4", "i5"]);
+});
+
+test("a whole-list write over the payload limit is split; a failed part is resent by the next write", async () => {
+  const stats = new Stats();
+  const client = new GatewayClient({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", retries: 0, stats });
+  const A = createAdapterClasses({ client, stats, listPartBytes: 64 << 10 });
+  gw.state.maxPayloadBytes = 256 << 10;
+  try {
+    const log = new A.log();
+    const entries = Array.from({ length: 100 }, (_, i) => ({ id: `split-${i}`, priority: i, args: ["y".repeat(5000)] }));
+    const n = gw.state.requests.length;
+    // the third part fails (not retried): the first two are stored and recorded
+    let writes = 0;
+    gw.state.failIf = (r) => (r.kind === "log" && r.op === "write" && ++writes === 3 ? { status: 503, code: "Unavailable" } : null);
+    const err = await log.writeLogData(entries).catch((e) => e);
+    gw.state.failIf = null;
+    assert.equal(err.code, "Unavailable");
+    const first = gw.state.requests.slice(n).filter((r) => r.kind === "log" && r.op === "write");
+    assert.equal(first.length, 3);
+    const stored = () => new Set([...gw.state.lists.get(`log|[]`).keys()].filter((id) => id.startsWith("split-")));
+    const acked = new Set(first.slice(0, 2).flatMap((r) => r.value.map((e) => e.id)));
+    assert.deepEqual(stored(), acked);
+    // the next write sends exactly what was not acknowledged, in parts under the budget
+    const m = gw.state.requests.length;
+    await log.writeLogData(entries);
+    const second = gw.state.requests.slice(m).filter((r) => r.kind === "log" && r.op === "write");
+    assert.ok(second.length >= 2);
+    for (const r of second) assert.ok(Buffer.byteLength(JSON.stringify(r.value)) <= 64 << 10);
+    const resent = second.flatMap((r) => r.value.map((e) => e.id));
+    assert.deepEqual(new Set(resent), new Set(entries.map((e) => e.id).filter((id) => !acked.has(id))));
+    assert.equal(stored().size, 100);
+    const back = (await log.readLogData()).filter((e) => e.id.startsWith("split-"));
+    assert.deepEqual(back, entries);
+    // nothing is resent once everything is acknowledged
+    const k = gw.state.requests.length;
+    await log.writeLogData(entries);
+    assert.equal(gw.state.requests.slice(k).filter((r) => r.kind === "log").length, 0);
+  } finally {
+    gw.state.maxPayloadBytes = 4 << 20;
+    client.close();
+  }
+});
+
+test("an item the store refuses as too large is reported once and does not block later writes", async () => {
+  const stats = new Stats();
+  const client = new GatewayClient({ url: gw.url, namespace: "team-a", name: "store", token: "good-token", stats });
+  const A = createAdapterClasses({ client, stats, listPartBytes: 16 << 10 });
+  gw.state.maxPayloadBytes = 32 << 10;
+  try {
+    const notes = new A.notification(false);
+    const huge = { id: "huge-1", createdAt: 1, text: "z".repeat(40 << 10) };
+    const small = (i) => ({ id: `ok-${i}`, createdAt: i, text: "ok" });
+    const err = await notes.writeNotificationData([small(1), huge, small(2)]).catch((e) => e);
+    assert.equal(err.code, "TooLarge");
+    const ids = () => (gw.state.lists.get(`notification|${JSON.stringify([["backtest", false]])}`) ?? new Map()).keys();
+    assert.deepEqual([...ids()].filter((id) => id.startsWith("ok-") || id === "huge-1").sort(), ["ok-1", "ok-2"]);
+    await notes.writeNotificationData([small(1), huge, small(2), small(3)]);
+    assert.deepEqual([...ids()].filter((id) => id.startsWith("ok-")).sort(), ["ok-1", "ok-2", "ok-3"]);
+  } finally {
+    gw.state.maxPayloadBytes = 4 << 20;
+    client.close();
   }
 });
 

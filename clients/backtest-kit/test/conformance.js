@@ -1,5 +1,5 @@
 /**
- * Contract checks of the 16 adapter classes, shared by the unit tests (fake
+ * Contract checks of the 17 adapter classes, shared by the unit tests (fake
  * gateway) and the tests against a real gateway. Every key carries a run id so
  * runs against a persistent store do not see each other.
  */
@@ -164,6 +164,23 @@ export function conformanceCases(A, run) {
       await se.writeSessionData({ id: "x", data: null, when: 7 }, new Date(7));
       assert.deepEqual(await se.readSessionData(), { id: "x", data: null, when: 7 });
       assert.equal(await new A.session(strat, exch, "", sym, true).readSessionData(), null);
+    }],
+    ["dictionary: empty null, the whole snapshot is overwritten, dispose keeps it", async () => {
+      const sig = `sig-${run}`;
+      const d = new A.dictionary(sig, "levels");
+      await d.waitForInit(true);
+      assert.equal(await d.readDictionaryData(), null);
+      const t0 = 1767225600000;
+      const snap = { id: `${sig}_levels`, data: { "tp.1": { value: 52000.5, when: t0 }, $sl: { value: { pairs: [[1, 2]], note: "ü" }, when: t0 } }, when: t0 };
+      await d.writeDictionaryData(snap, new Date(t0));
+      assert.deepEqual(await d.readDictionaryData(), snap);
+      const snap2 = { id: `${sig}_levels`, data: { only: { value: null, when: t0 + MIN } }, when: t0 + MIN };
+      await d.writeDictionaryData(snap2, new Date(t0 + MIN));
+      assert.deepEqual(await d.readDictionaryData(), snap2, "a write replaces the snapshot, it does not merge");
+      assert.equal(await new A.dictionary(sig, "other").readDictionaryData(), null);
+      assert.equal(await new A.state(sig, "levels").readStateData(), null, "a dictionary is not a state bucket");
+      d.dispose();
+      assert.deepEqual(await new A.dictionary(sig, "levels").readDictionaryData(), snap2);
     }],
   ];
 }

@@ -10,7 +10,7 @@ const LIST = { storage: "upsert", notification: "upsert", log: "insert" };
 const EMPTY = {
   signal: null, schedule: null, strategy: null, risk: [], partial: {}, breakeven: {}, candle: null,
   storage: [], notification: [], log: [], measure: null, interval: null, memory: null,
-  recent: null, state: null, session: null,
+  recent: null, state: null, session: null, dictionary: null,
 };
 const ITEM = { measure: "key", interval: "key", memory: "memoryId" };
 const STEP = { "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360, "8h": 480, "1d": 1440 };
@@ -26,6 +26,8 @@ export async function startFakeGateway({ tokens = ["good-token"] } = {}) {
     candles: new Map(), // series → Map(ts → candle)
     requests: [], // every parsed request (ops), for assertions
     failNext: [], // queue of {status, code} answers to give before serving
+    failIf: null, // (request) => {status, code} | null: an answer to give instead of serving it
+    maxPayloadBytes: 4 << 20, // a write whose value is larger gets 413 TooLarge, as from the store
     delayMs: 0,
   };
   const server = http.createServer((req, res) => {
@@ -88,6 +90,11 @@ function bad(message) {
 
 function serve(state, r) {
   state.requests.push(r);
+  const f = state.failIf?.(r);
+  if (f) throw Object.assign(new Error(f.message ?? "injected"), f);
+  if (r.value !== undefined && Buffer.byteLength(JSON.stringify(r.value)) > state.maxPayloadBytes) {
+    throw Object.assign(new Error(`value is over ${state.maxPayloadBytes} bytes`), { status: 413, code: "TooLarge" });
+  }
   const { kind, op } = r;
   if (!(kind in EMPTY)) throw bad(`unknown kind ${kind}`);
   const key = r.key ?? {};

@@ -105,3 +105,64 @@ test("an unknown tenant is NotFound", { skip }, async () => {
     client.close();
   }
 });
+
+test("whole lists of the framework's largest sizes are written in parts and read back", { skip }, async () => {
+  const stats = new Stats();
+  const client = new GatewayClient({ ...opts(), stats, timeoutMs: 120000 });
+  const A = createAdapterClasses({ client, stats });
+  try {
+    const run = randomBytes(4).toString("hex");
+    // Log: backtest-kit keeps 1,000 entries (CC_MAX_LOG_LINES); 5 KB of args each. Times in
+    // 2100, so they are the newest and highest-priority items of the tenant's shared log.
+    const T = 4102444800000;
+    const entries = Array.from({ length: 1000 }, (_, i) => ({
+      id: `big-${run}-${i}`, type: "log", topic: "t", priority: T + i, timestamp: T + i,
+      createdAt: new Date(T + i).toISOString(), args: [{ blob: "l".repeat(5000), i }],
+    }));
+    const before = stats.requests;
+    await new A.log().writeLogData(entries);
+    const logRequests = stats.requests - before;
+    assert.ok(logRequests >= 5, `5 MB of log entries went in ${logRequests} request(s), want parts under 1 MiB`);
+    const logs = (await new A.log().readLogData()).filter((e) => e.id.startsWith(`big-${run}-`));
+    assert.equal(logs.length, 1000);
+    const byId = new Map(logs.map((e) => [e.id, e]));
+    for (const e of entries) assert.deepEqual(byId.get(e.id), e);
+    // Notification: backtest-kit keeps 500 (CC_MAX_NOTIFICATIONS); 20 KB each. Own context (backtest true).
+    const notes = Array.from({ length: 500 }, (_, i) => ({
+      id: `note-${run}-${i}`, type: "signal.opened", backtest: true, createdAt: T + i, symbol: "BTCUSDT", text: "n".repeat(20000),
+    }));
+    const inst = new A.notification(true);
+    await inst.writeNotificationData(notes);
+    const back = (await inst.readNotificationData()).filter((n) => n.id.startsWith(`note-${run}-`));
+    assert.equal(back.length, 500);
+    const nb = new Map(back.map((n) => [n.id, n]));
+    for (const n of notes) assert.deepEqual(nb.get(n.id), n);
+    // an unchanged resend sends nothing; one changed item sends one small request
+    const r0 = stats.requests;
+    await inst.writeNotificationData(notes);
+    assert.equal(stats.requests, r0);
+    await inst.writeNotificationData([...notes.slice(1), { ...notes[0], text: "changed" }]);
+    assert.equal(stats.requests, r0 + 1);
+    assert.equal((await inst.readNotificationData()).find((n) => n.id === notes[0].id).text, "changed");
+  } finally {
+    client.close();
+  }
+});
+
+test("dictionary through the gateway: one document per (signalId, dictionaryName), overwritten whole", { skip }, async () => {
+  const client = new GatewayClient(opts());
+  try {
+    const run = randomBytes(4).toString("hex");
+    const key = { signalId: `d-${run}`, dictionaryName: "levels" };
+    assert.deepEqual(await client.op({ kind: "dictionary", op: "read", key }), { value: null });
+    const snap = { id: `d-${run}_levels`, data: { "a.b": { value: [[1, 2]], when: 5 } }, when: 5 };
+    await client.op({ kind: "dictionary", op: "write", key, value: snap, when: 5 });
+    assert.deepEqual((await client.op({ kind: "dictionary", op: "read", key })).value, snap);
+    const err = await client.op({ kind: "dictionary", op: "write", key, value: null, when: 6 }).catch((e) => e);
+    assert.equal(err.code, "InvalidRequest");
+    const bad = await client.op({ kind: "dictionary", op: "read", key: { signalId: "x", bucketName: "y" } }).catch((e) => e);
+    assert.equal(bad.code, "InvalidRequest");
+  } finally {
+    client.close();
+  }
+});

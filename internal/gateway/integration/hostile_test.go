@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/backtestpersistence/operator/internal/gateway"
+	"github.com/backtestpersistence/operator/internal/persist"
 )
 
 // rawExchange sends raw bytes over a new TLS connection to g and reads one
@@ -130,6 +131,10 @@ func TestHostileRequests(t *testing.T) {
 		{"deep nesting, unclosed", request("POST", ops, tok, stateWrite(strings.Repeat("[", 100000))), 400},
 		{"deep nesting, closed", request("POST", ops, tok, stateWrite(strings.Repeat("[", 5000)+strings.Repeat("]", 5000))), 400},
 		{"deep nesting of objects", request("POST", ops, tok, stateWrite(strings.Repeat(`{"a":`, 5000)+"1"+strings.Repeat("}", 5000))), 400},
+		{"dictionary nested too deep", request("POST", ops, tok, `{"kind":"dictionary","op":"write","key":{"signalId":"hostile","dictionaryName":"d"},"value":{"data":`+strings.Repeat("[", 5000)+strings.Repeat("]", 5000)+`},"when":1}`), 400},
+		{"dictionary with the state key", request("POST", ops, tok, `{"kind":"dictionary","op":"write","key":{"signalId":"hostile","bucketName":"b"},"value":{},"when":1}`), 400},
+		{"dictionary as null", request("POST", ops, tok, `{"kind":"dictionary","op":"write","key":{"signalId":"hostile","dictionaryName":"d"},"value":null,"when":1}`), 400},
+		{"dictionary over the payload limit", request("POST", ops, tok, `{"kind":"dictionary","op":"write","key":{"signalId":"hostile","dictionaryName":"d"},"value":{"data":"`+strings.Repeat("d", persist.DefaultMaxPayloadBytes)+`"},"when":1}`), 413},
 		{"nested key object", request("POST", ops, tok, `{"kind":"state","op":"read","key":{"signalId":{"a":{"b":"c"}},"bucketName":"b"}}`), 400},
 		{"invalid UTF-8 in the value", request("POST", ops, tok, stateWrite("\"\xff\xfe\xfd\"")), 400},
 		{"invalid UTF-8 in a key", request("POST", ops, tok, "{\"kind\":\"state\",\"op\":\"write\",\"key\":{\"signalId\":\"\xc3\x28\",\"bucketName\":\"b\"},\"value\":1,\"when\":1}"), 400},
