@@ -109,3 +109,7 @@ export function useTimedFileAdapters() {
   }
   return { stats: () => stats.snapshot(), resetStats: () => stats.reset() };
 }
+
+export { importDump, formatImportReport } from "./import.js";
+export { readDump } from "./dump.js";
+export { verifyTenant, formatVerifyReport } from "./verify.js";
