@@ -292,6 +292,7 @@ export async function importDump(opts) {
   }
   const importMs = performance.now() - started;
 
+  if (opts.afterImport) await opts.afterImport();
   let verified;
   if (verify) verified = await verifyDump(client, dump, { dir, candles, concurrency, tick });
 
