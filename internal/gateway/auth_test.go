@@ -199,6 +199,7 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 	}
 	check(reader, "mine", VerbRead, true)
 	check(reader, "mine", VerbWrite, false)
+	check(reader, "mine", VerbScan, false)
 	check(reader, "other", VerbRead, false)
 	// Same user name, different groups: a different decision, never the cached one.
 	check(writer, "mine", VerbWrite, true)
@@ -236,9 +237,23 @@ func TestAuthorizeUnknownOperationIsDenied(t *testing.T) {
 	if n := authz.calls.Load(); n != 0 {
 		t.Fatalf("%d authorization reviews for requests with an unknown operation", n)
 	}
-	for _, op := range []persist.Op{persist.OpRead, persist.OpHas, persist.OpList, persist.OpWrite, persist.OpRemove} {
+	for _, op := range []persist.Op{persist.OpRead, persist.OpHas, persist.OpList, persist.OpWrite, persist.OpRemove, persist.OpScan} {
 		if err := h.authorize(context.Background(), id, "a", "t", []persist.Request{{Kind: persist.KindMemory, Op: op}}); err != nil {
 			t.Errorf("op %q: %v", op, err)
 		}
+	}
+}
+
+// A scan enumerates a kind's keys: its own verb, granted apart from reads and writes.
+func TestScanNeedsItsOwnVerb(t *testing.T) {
+	want := map[persist.Op]string{persist.OpRead: VerbRead, persist.OpHas: VerbRead, persist.OpList: VerbRead,
+		persist.OpWrite: VerbWrite, persist.OpRemove: VerbWrite, persist.OpScan: VerbScan}
+	for op, verb := range want {
+		if got, ok := verbOf(op); !ok || got != verb {
+			t.Errorf("verbOf(%s) = %q %v, want %q", op, got, ok, verb)
+		}
+	}
+	if VerbScan == VerbRead || VerbScan == VerbWrite {
+		t.Fatalf("scan shares a verb with reads or writes: %q", VerbScan)
 	}
 }
