@@ -256,4 +256,29 @@ func TestScanNeedsItsOwnVerb(t *testing.T) {
 	if VerbScan == VerbRead || VerbScan == VerbWrite {
 		t.Fatalf("scan shares a verb with reads or writes: %q", VerbScan)
 	}
+	// Through the handler: a caller who may read and write (a worker) may not scan,
+	// alone or hidden in a batch of reads.
+	h, _ := newTestHandler()
+	h.o.Authorizer = verbAuthz{VerbRead: true, VerbWrite: true}
+	id := &Identity{User: "worker"}
+	for _, reqs := range [][]persist.Request{
+		{{Kind: persist.KindSignal, Op: persist.OpScan}},
+		{{Kind: persist.KindSignal, Op: persist.OpRead}, {Kind: persist.KindLog, Op: persist.OpScan}},
+		{{Kind: persist.KindSignal, Op: persist.OpWrite}, {Kind: persist.KindLog, Op: persist.OpScan}},
+	} {
+		if e := classify(h.authorize(context.Background(), id, "a", "t", reqs)); e == nil || e.Code != CodeForbidden {
+			t.Errorf("%v: %v, want Forbidden", reqs, e)
+		}
+	}
+	h.o.Authorizer = verbAuthz{VerbRead: true, VerbScan: true}
+	if err := h.authorize(context.Background(), id, "a", "t", []persist.Request{{Kind: persist.KindSignal, Op: persist.OpScan}, {Kind: persist.KindSignal, Op: persist.OpRead}}); err != nil {
+		t.Fatalf("auditor: %v", err)
+	}
+}
+
+// verbAuthz allows exactly the verbs it holds.
+type verbAuthz map[string]bool
+
+func (v verbAuthz) Authorize(_ context.Context, _ *Identity, _, _, verb string) (bool, string, error) {
+	return v[verb], "", nil
 }

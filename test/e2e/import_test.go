@@ -85,6 +85,7 @@ var _ = Describe("bringing a bot's file dump into a tenant", Ordered, func() {
 		dead := killedWorker(ctx, "import-1", "file", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes,
 			"--tag", tag, "--kill-after-open", "5")
 		Expect(dead.PendingSignalID).NotTo(BeEmpty(), "killed with an open position")
+		Expect(dead.Errors).To(BeEmpty(), "the killed worker ran every tick before it was killed")
 		dump := filepath.Join(workDir, "import-1", "dump")
 
 		By("importing the dump, then importing it again")
@@ -118,10 +119,21 @@ var _ = Describe("bringing a bot's file dump into a tenant", Ordered, func() {
 		Expect(ids).To(ContainElement(dead.PendingSignalID), "the imported position runs to its close")
 
 		By("comparing with an uninterrupted run on the file adapters")
-		whole := scenario(ctx, "import-whole", "file", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes, "--tag", tag+"-whole")
+		// The reference must itself be uninterrupted: under load backtest-kit's file adapters
+		// sometimes fail a tick on the accelerated clock (it reports the error), and such a run
+		// is repeated (at most three runs), never compared.
+		var whole outcome
+		for attempt := 1; attempt <= 3; attempt++ {
+			whole = scenario(ctx, fmt.Sprintf("import-whole-%d", attempt), "file", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes, "--tag", tag+"-whole")
+			if len(whole.Errors) == 0 && whole.MissedTicks == 0 {
+				break
+			}
+			AddReportEntry("file adapters' reference run failed a tick, repeated", whole.Errors)
+		}
+		Expect(whole.Errors).To(BeEmpty(), "three reference runs on the file adapters each failed a tick")
 		combined := rename(sortedClosed(append(append([]closedSignal{}, dead.Closed...), resumed.Closed...)), tag)
 		Expect(combined).To(Equal(rename(sortedClosed(whole.Closed), tag+"-whole")))
-	}, SpecTimeout(8*time.Minute))
+	}, SpecTimeout(10*time.Minute))
 })
 
 // verifyReport is the part of `backtest-kit verify --json` the tests read.

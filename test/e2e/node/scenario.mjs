@@ -157,7 +157,7 @@ if (!live) {
     if (killAt !== null && m >= killAt) {
       // A crash with an open position: flush nothing, tell the test where to resume, wait for SIGKILL.
       const pending = await bk.Live.getPendingSignal(symbols[0], 0, { strategyName, exchangeName }).catch(() => null);
-      writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed }, null, 1));
+      writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed, errors }, null, 1));
       console.log(`KILL-ME ${m + 60000}`);
       await new Promise(() => {});
     }
