@@ -29,6 +29,25 @@ const REPORT_FOLDERS = new Set([
 const DATA_KINDS = ["signal", "schedule", "strategy", "risk", "partial", "breakeven", "candle", "storage", "notification", "log", "measure", "interval", "recent"];
 const TMP_PREFIX = ".tmp-"; // backtest-kit's atomic-write temporary files
 
+const READ_CONCURRENCY = 32; // files of one folder read at once
+
+/** fn over items, at most READ_CONCURRENCY at a time; results in the items' order. */
+async function inOrder(items, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, items.length) }, worker));
+  return out;
+}
+
+/** PersistBase.keys()'s order (one collator: localeCompare with options builds one per call). */
+const KEY_ORDER = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const str = (v) => typeof v === "string" && v !== "";
 const mode = (backtest) => (backtest ? "backtest" : "live");
@@ -112,7 +131,7 @@ async function scanDump(root, { candles = true }) {
       if (e.isFile() && e.name.endsWith(".json")) out.push({ id: e.name.slice(0, -5), file: rel(relDir, e.name) });
       else unknown.push({ path: rel(relDir, e.name), kind, reason: e.isDirectory() ? "a folder where backtest-kit keeps only files" : "not a .json file" });
     }
-    return out.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true, sensitivity: "base" }));
+    return out.sort((a, b) => KEY_ORDER.compare(a.id, b.id));
   };
   /** Reads one file through a backtest-kit PersistBase (the adapters' reader); problems are recorded. */
   const readVia = async (storage, id, file, kind) => {
@@ -296,12 +315,14 @@ async function scanDump(root, { candles = true }) {
         }
         const inst = new (Inst("Candle"))(sym, e.name, ex);
         const key = { exchangeName: ex, symbol: sym, interval: e.name };
-        for (const { id, file } of filesOf(relDir, "candle")) {
-          if (!/^\d+$/.test(id) || !owns(inst, id, file)) {
-            notOwned("candle", file, "not a candle open time");
-            continue;
-          }
-          const r = await readVia(inst._storage, id, file, "candle");
+        const files = filesOf(relDir, "candle").filter(({ id, file }) => {
+          if (/^\d+$/.test(id) && owns(inst, id, file)) return true;
+          notOwned("candle", file, "not a candle open time");
+          return false;
+        });
+        const reads = await inOrder(files, ({ id, file }) => readVia(inst._storage, id, file, "candle"));
+        for (const [i, { id, file }] of files.entries()) {
+          const r = reads[i];
           if (!r.ok) continue;
           if (!isObj(r.value) || r.value.timestamp !== Number(id)) {
             problems.push({ path: file, kind: "candle", error: `the candle's timestamp is not ${id}` });
@@ -325,12 +346,14 @@ async function scanDump(root, { candles = true }) {
       }
       const inst = kind === "log" ? new (Inst(Name))() : new (Inst(Name))(m[1]);
       const key = kind === "log" ? {} : { backtest: m[1] };
-      for (const { id, file } of filesOf(rel("data", kind, folder), kind)) {
-        if (!owns(inst, id, file)) {
-          notOwned(kind, file, `backtest-kit's Persist${Name}Instance does not keep this file`);
-          continue;
-        }
-        const r = await readVia(inst._storage, id, file, kind);
+      const files = filesOf(rel("data", kind, folder), kind).filter(({ id, file }) => {
+        if (owns(inst, id, file)) return true;
+        notOwned(kind, file, `backtest-kit's Persist${Name}Instance does not keep this file`);
+        return false;
+      });
+      const reads = await inOrder(files, ({ id, file }) => readVia(inst._storage, id, file, kind));
+      for (const [i, { id, file }] of files.entries()) {
+        const r = reads[i];
         if (!r.ok) continue;
         if (!isObj(r.value) || String(r.value.id) !== id) {
           problems.push({ path: file, kind, error: `the item's id is not ${JSON.stringify(id)}` });
