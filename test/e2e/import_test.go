@@ -103,7 +103,7 @@ var _ = Describe("bringing a bot's file dump into a tenant", Ordered, func() {
 		// 1.0.95 turns it into a TypeError), and such a run is repeated, never compared.
 		killed := ""
 		dead := cleanRun("the killed worker on the file adapters", func(attempt int) outcome {
-			killed = fmt.Sprintf("import-%d", attempt)
+			killed = fmt.Sprintf("import-killed-%d", attempt)
 			return killedWorker(ctx, killed, "file", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes,
 				"--tag", tag, "--kill-after-open", "5")
 		})
@@ -130,7 +130,7 @@ var _ = Describe("bringing a bot's file dump into a tenant", Ordered, func() {
 		Expect(again.Records).To(Equal(first.Records))
 
 		By("restarting the worker on the operator")
-		resumed := scenario(ctx, "import-2", "store", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes,
+		resumed := scenario(ctx, "import-resumed", "store", "--mode", "live", "--start", liveStart, "--minutes", liveMinutes,
 			"--tag", tag, "--resume-at", strconv.FormatInt(dead.ResumeAt, 10))
 		Expect(resumed.Persistence.Errors).To(BeZero())
 		Expect(resumed.Opened).NotTo(ContainElement(dead.PendingSignalID), "the imported open position is restored, not reopened")
