@@ -79,7 +79,9 @@ async function main(argv) {
         console.error(`import needs --dump DIR\n${USAGE}`);
         return 2;
       }
-      const report = await importDump({ client, dump: a.dump, dryRun: a["dry-run"], verify: a.verify, candles: !a["no-candles"], concurrency });
+      // The progress bar only on a terminal, and never inside --json output.
+      const progressBar = Boolean(process.stdout.isTTY) && !a.json;
+      const report = await importDump({ client, dump: a.dump, dryRun: a["dry-run"], verify: a.verify, candles: !a["no-candles"], concurrency, progressBar });
       console.log(a.json ? JSON.stringify(report, null, 1) : formatImportReport(report));
       return report.ok ? 0 : 1;
     }

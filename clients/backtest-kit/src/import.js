@@ -216,7 +216,7 @@ function progress(out, enabled) {
     last = now;
     const w = 30;
     const fill = Math.round((done / total) * w);
-    out.write(`\r${phase.padEnd(7)} [${"#".repeat(fill)}${"-".repeat(w - fill)}] ${done}/${total}${done >= total ? "\n" : ""}`);
+    out.write(`\r${phase.padEnd(7)} [${"#".repeat(fill)}${"-".repeat(w - fill)}] ${done}/${total} operations${done >= total ? "\n" : ""}`);
   };
 }
 
@@ -251,7 +251,7 @@ async function compare(client, units, concurrency, tick) {
  */
 export async function importDump(opts) {
   const { client, dump: dir, dryRun = false, verify = false, candles = true, concurrency = 4 } = opts;
-  const out = opts.progress ?? process.stderr;
+  const out = opts.progress ?? process.stdout;
   const tick = progress(out, opts.progressBar ?? Boolean(out.isTTY));
   const started = performance.now();
   const dump = await readDump(dir, { candles });

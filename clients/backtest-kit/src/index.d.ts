@@ -211,7 +211,7 @@ export interface ImportOptions {
   candles?: boolean;
   /** Batches in flight (default 4). */
   concurrency?: number;
-  /** Where the progress bar goes (default process.stderr). */
+  /** Where the progress bar goes (default process.stdout). */
   progress?: { write(chunk: string): unknown; isTTY?: boolean };
   /** Show a progress bar (default: when `progress` is a terminal). */
   progressBar?: boolean;
