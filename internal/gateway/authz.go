@@ -18,9 +18,12 @@ const (
 	DataGroup       = "persistence.backtestkit.dev"
 	DataResource    = "backtestpersistences"
 	DataSubresource = "data"
-	// VerbRead is checked for read, has and list; VerbWrite for write and remove.
+	// VerbRead is checked for read, has and list; VerbWrite for write and remove;
+	// VerbScan for scan, which enumerates every key of a kind (granted apart: a
+	// worker that reads and writes its own keys has no need to list the tenant's).
 	VerbRead  = "get"
 	VerbWrite = "update"
+	VerbScan  = "list"
 )
 
 // Authorizer decides whether an identity may use a verb on a tenant's data.
@@ -103,6 +106,8 @@ func verbOf(op persist.Op) (verb string, ok bool) {
 		return VerbRead, true
 	case persist.OpWrite, persist.OpRemove:
 		return VerbWrite, true
+	case persist.OpScan:
+		return VerbScan, true
 	default:
 		return "", false
 	}

@@ -184,6 +184,18 @@ func validateRequest(req *persist.Request) error {
 	case req.Op != persist.OpWrite && len(req.Value) != 0:
 		return apiErrorf(CodeInvalidRequest, "%s %s takes no value", req.Kind, req.Op)
 	}
+	if req.Op == persist.OpScan {
+		switch {
+		case req.Limit < 1 || req.Limit > persist.MaxScanPage:
+			return apiErrorf(CodeInvalidRequest, "scan needs 1 <= limit <= %d", persist.MaxScanPage)
+		case req.Since != 0 || req.Until != 0:
+			return apiErrorf(CodeInvalidRequest, "since and until belong to candle reads only")
+		}
+		return nil
+	}
+	if req.After != "" {
+		return apiErrorf(CodeInvalidRequest, "after belongs to scans only")
+	}
 	candleRead := spec.Shape == persist.ShapeCandles && req.Op == persist.OpRead
 	switch {
 	case candleRead && req.Limit <= 0:
@@ -202,7 +214,10 @@ func validateRequest(req *persist.Request) error {
 // their item ids inside the value.
 func validateKey(spec *persist.KindSpec, req *persist.Request) error {
 	fields := spec.Key
-	wantItem := spec.ItemField != nil && spec.Shape != persist.ShapeList && req.Op != persist.OpList
+	if req.Op == persist.OpScan {
+		fields = nil // a scan covers the whole kind: no key
+	}
+	wantItem := spec.ItemField != nil && spec.Shape != persist.ShapeList && req.Op != persist.OpList && req.Op != persist.OpScan
 	expected := len(fields)
 	if wantItem {
 		expected++
@@ -240,6 +255,9 @@ func validateKey(spec *persist.KindSpec, req *persist.Request) error {
 	}
 	if len(req.Key) != expected {
 		for name := range req.Key {
+			if req.Op == persist.OpScan {
+				return apiErrorf(CodeInvalidRequest, "scan takes no key (key field %q)", name)
+			}
 			if !keyFieldKnown(spec, name, wantItem) {
 				return apiErrorf(CodeInvalidRequest, "key field %q is not part of a %s key", name, spec.Kind)
 			}

@@ -33,6 +33,9 @@ func validRequest(spec *persist.KindSpec, op persist.Op) persist.Request {
 	if spec.Shape == persist.ShapeCandles && op == persist.OpRead {
 		r.Limit, r.Since, r.Until = 5, 60000, 360000
 	}
+	if op == persist.OpScan {
+		r.Key, r.Limit = nil, 100
+	}
 	return r
 }
 
@@ -83,6 +86,17 @@ func TestDecodeOpRejects(t *testing.T) {
 		{"candle read without limit", `{"kind":"candle","op":"read","key":{"exchangeName":"e","symbol":"s","interval":"1m"},"since":0}`, CodeInvalidRequest},
 		{"limit on a non-candle op", `{"kind":"log","op":"read","key":{},"limit":3}`, CodeInvalidRequest},
 		{"when wrong type", `{"kind":"state","op":"write","key":{"signalId":"a","bucketName":"b"},"value":1,"when":"now"}`, CodeInvalidRequest},
+		{"scan without limit", `{"kind":"signal","op":"scan"}`, CodeInvalidRequest},
+		{"scan limit zero", `{"kind":"signal","op":"scan","limit":0}`, CodeInvalidRequest},
+		{"scan limit negative", `{"kind":"signal","op":"scan","limit":-1}`, CodeInvalidRequest},
+		{"scan page over the bound", `{"kind":"signal","op":"scan","limit":1001}`, CodeInvalidRequest},
+		{"scan limit huge", `{"kind":"candle","op":"scan","limit":99999999999999999999}`, CodeInvalidRequest},
+		{"scan with a key", `{"kind":"signal","op":"scan","limit":5,"key":{"symbol":"a","strategyName":"b","exchangeName":"c"}}`, CodeInvalidRequest},
+		{"scan with an empty-named key field", `{"kind":"log","op":"scan","limit":5,"key":{"":"x"}}`, CodeInvalidRequest},
+		{"scan with a value", `{"kind":"log","op":"scan","limit":5,"value":[]}`, CodeInvalidRequest},
+		{"scan with since", `{"kind":"candle","op":"scan","limit":5,"since":1}`, CodeInvalidRequest},
+		{"scan cursor wrong type", `{"kind":"log","op":"scan","limit":5,"after":7}`, CodeInvalidRequest},
+		{"after on a read", `{"kind":"log","op":"read","key":{},"after":"AQ"}`, CodeInvalidRequest},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ type opChildren struct {
 
 var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-var allOps = []persist.Op{persist.OpRead, persist.OpWrite, persist.OpHas, persist.OpRemove, persist.OpList}
+var allOps = []persist.Op{persist.OpRead, persist.OpWrite, persist.OpHas, persist.OpRemove, persist.OpList, persist.OpScan}
 
 var (
 	defaultMetricsOnce sync.Once

@@ -304,10 +304,10 @@ func (h *Handler) checkToken(ctx context.Context, token string) (*Identity, erro
 	return id, nil
 }
 
-// authorize checks every verb the operations need (at most two reviews). An
+// authorize checks every verb the operations need (one review per verb). An
 // operation without a known verb denies the whole request.
 func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name string, reqs []persist.Request) error {
-	needRead, needWrite := false, false
+	needRead, needWrite, needScan := false, false, false
 	for i := range reqs {
 		verb, ok := verbOf(reqs[i].Op)
 		switch {
@@ -315,14 +315,18 @@ func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name s
 			return apiErrorf(CodeForbidden, "operation %q is not authorized for anyone", reqs[i].Op)
 		case verb == VerbWrite:
 			needWrite = true
-		default:
+		case verb == VerbScan:
+			needScan = true
+		case verb == VerbRead:
 			needRead = true
+		default:
+			return apiErrorf(CodeForbidden, "operation %q is not authorized for anyone", reqs[i].Op)
 		}
 	}
 	for _, v := range []struct {
 		need bool
 		verb string
-	}{{needRead, VerbRead}, {needWrite, VerbWrite}} {
+	}{{needRead, VerbRead}, {needWrite, VerbWrite}, {needScan, VerbScan}} {
 		if !v.need {
 			continue
 		}

@@ -35,6 +35,8 @@ const (
 	OpHas    Op = "has"
 	OpRemove Op = "remove"
 	OpList   Op = "list"
+	// OpScan pages through the keys of every document of a kind (see scan.go).
+	OpScan Op = "scan"
 )
 
 // Shape says how a kind's documents relate to its key.
@@ -125,9 +127,9 @@ var (
 )
 
 var (
-	opsReadWrite = []Op{OpRead, OpWrite}
-	opsSoft      = []Op{OpRead, OpWrite, OpRemove, OpList}
-	opsMemory    = []Op{OpRead, OpHas, OpWrite, OpRemove, OpList}
+	opsReadWrite = []Op{OpRead, OpWrite, OpScan}
+	opsSoft      = []Op{OpRead, OpWrite, OpRemove, OpList, OpScan}
+	opsMemory    = []Op{OpRead, OpHas, OpWrite, OpRemove, OpList, OpScan}
 )
 
 // Kinds is the table of the 17 kinds: backtest-kit 19.x's 16 in its order, then

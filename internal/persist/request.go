@@ -14,9 +14,12 @@ type Request struct {
 	// When is the logical time of the operation (epoch ms) for kinds that carry it.
 	When *int64 `json:"when,omitempty"`
 	// Candle window reads: exactly Limit candles starting at Since.
+	// Scans: at most Limit keys (1..MaxScanPage), after the cursor After.
 	Limit int64 `json:"limit,omitempty"`
 	Since int64 `json:"since,omitempty"`
 	Until int64 `json:"until,omitempty"`
+	// After is a scan's cursor: the "next" of the previous page, empty for the first.
+	After string `json:"after,omitempty"`
 }
 
 // Result is the outcome of one Request.

@@ -213,6 +213,10 @@ func (s *Store) do(ctx context.Context, req *Request) (Result, bool, error) {
 }
 
 func (s *Store) dispatch(ctx context.Context, c *call) (Result, bool, error) {
+	if c.req.Op == OpScan {
+		res, err := s.scan(ctx, c)
+		return res, false, err
+	}
 	switch c.spec.Shape {
 	case ShapeCandles:
 		if c.req.Op == OpRead {

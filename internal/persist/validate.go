@@ -49,6 +49,21 @@ func (s *Store) validate(req *Request) (*call, error) {
 	if req.When != nil && *req.When < 0 {
 		return nil, invalidf("\"when\" must be epoch milliseconds, got %d", *req.When)
 	}
+	if req.Op == OpScan {
+		if req.Limit < 1 || req.Limit > MaxScanPage {
+			return nil, invalidf("scan needs 1 <= limit <= %d, got %d", MaxScanPage, req.Limit)
+		}
+		if req.Since != 0 || req.Until != 0 || len(bytes.TrimSpace(req.Value)) != 0 {
+			return nil, invalidf("scan takes only a limit and an after cursor")
+		}
+		if _, err := decodeScanCursor(req.After); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if req.After != "" {
+		return nil, invalidf("after belongs to scans only")
+	}
 	candleRead := spec.Shape == ShapeCandles && req.Op == OpRead
 	if !candleRead && (req.Limit != 0 || req.Since != 0 || req.Until != 0) {
 		return nil, invalidf("limit, since and until belong to candle reads only")
@@ -174,6 +189,9 @@ var keyFields = func() map[Kind][2][]KeyField {
 
 // keyFieldsOf returns the key fields a request of op on spec carries.
 func keyFieldsOf(spec *KindSpec, op Op) []KeyField {
+	if op == OpScan {
+		return nil // a scan covers the whole kind
+	}
 	if op == OpList {
 		return keyFields[spec.Kind][0]
 	}

@@ -163,17 +163,7 @@ var _ = AfterSuite(func() {
 
 var _ = Describe("backtest-kit on the operator", Ordered, func() {
 	It("passes the client's contract tests against the gateway", func(ctx SpecContext) {
-		cmd := exec.CommandContext(ctx, "node", "--test", "test/gateway.test.js")
-		cmd.Dir = repoPath("clients", "backtest-kit")
-		cmd.Env = append(os.Environ(),
-			"BACKTEST_PERSISTENCE_TEST_URL="+gatewayURL,
-			"BACKTEST_PERSISTENCE_TEST_NAMESPACE="+tenantNamespace,
-			"BACKTEST_PERSISTENCE_TEST_NAME="+tenantName,
-			"BACKTEST_PERSISTENCE_TEST_TOKEN="+token)
-		b, err := cmd.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(b))
-		Expect(string(b)).To(MatchRegexp(`(?m)^# skipped 0$`), "no test may be skipped against a running gateway:\n%s", b)
-		Expect(string(b)).To(MatchRegexp(`(?m)^# fail 0$`))
+		clientTests(ctx, "test/gateway.test.js")
 	}, SpecTimeout(3*time.Minute))
 
 	It("runs a 3-day 1m backtest with Storage and Notification persisted, identical to the file adapters", func(ctx SpecContext) {
@@ -236,6 +226,22 @@ var _ = Describe("backtest-kit on the operator", Ordered, func() {
 		}, SpecTimeout(6*time.Minute))
 	}
 })
+
+// clientTests runs client test files against the suite's tenant: none may be skipped or fail.
+func clientTests(ctx context.Context, files ...string) {
+	GinkgoHelper()
+	cmd := exec.CommandContext(ctx, "node", append([]string{"--test"}, files...)...)
+	cmd.Dir = repoPath("clients", "backtest-kit")
+	cmd.Env = append(os.Environ(),
+		"BACKTEST_PERSISTENCE_TEST_URL="+gatewayURL,
+		"BACKTEST_PERSISTENCE_TEST_NAMESPACE="+tenantNamespace,
+		"BACKTEST_PERSISTENCE_TEST_NAME="+tenantName,
+		"BACKTEST_PERSISTENCE_TEST_TOKEN="+token)
+	b, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(b))
+	Expect(string(b)).To(MatchRegexp(`(?m)^# skipped 0$`), "no test may be skipped against a running gateway:\n%s", b)
+	Expect(string(b)).To(MatchRegexp(`(?m)^# fail 0$`))
+}
 
 // rename strips the run's tag from signal ids so runs under different names compare equal.
 func rename(list []closedSignal, tag string) []closedSignal {

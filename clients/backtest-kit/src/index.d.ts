@@ -50,7 +50,7 @@ export type Kind =
   | "notification" | "log" | "measure" | "interval" | "memory" | "recent" | "state" | "session"
   | "dictionary";
 
-export type Op = "read" | "write" | "has" | "remove" | "list";
+export type Op = "read" | "write" | "has" | "remove" | "list" | "scan";
 
 /** One operation as the gateway receives it. */
 export interface PersistRequest {
@@ -60,9 +60,12 @@ export interface PersistRequest {
   value?: unknown;
   /** Logical time of the operation, epoch ms. */
   when?: number;
+  /** Candle reads: the window's length; scans: the page size (1..1000). */
   limit?: number;
   since?: number;
   until?: number;
+  /** Scans: the previous page's `next`. */
+  after?: string;
 }
 
 /** The gateway's answer to one operation. */
@@ -199,3 +202,116 @@ export declare class TokenSource {
   get(): string;
   refresh(): boolean;
 }
+
+/** One record of a file dump, keyed as the gateway keys it. */
+export interface DumpRecord {
+  kind: Kind;
+  key: Record<string, string | boolean>;
+  value: unknown;
+  /** Path of its file, relative to the dump. */
+  path: string;
+  /** Logical time taken from the payload, for kinds whose writes carry one. */
+  when?: number;
+  /** List kinds (storage, notification, log): the item id. */
+  id?: string;
+  /** Candles: the open time. */
+  timestamp?: number;
+}
+
+/** A file dump as the installed backtest-kit's file adapters lay it out. */
+export interface Dump {
+  dir: string;
+  records: DumpRecord[];
+  /** Files that could not be read (corrupt or truncated JSON), or folder names that split more than one way. */
+  problems: { path: string; kind?: Kind; error: string }[];
+  /** Folders and files no adapter keeps. */
+  unknown: { path: string; kind?: Kind; reason: string }[];
+  /** Left out on purpose (report folders; candles with candles: false). */
+  skipped: { path: string; kind?: Kind; reason: string }[];
+}
+
+/** Reads a dump with the installed backtest-kit's file adapter classes; the dump is only read. */
+export declare function readDump(dir: string, opts?: { candles?: boolean }): Promise<Dump>;
+
+export interface ImportOptions {
+  client: GatewayClient;
+  /** The dump folder (backtest-kit's ./dump). */
+  dump: string;
+  /** Read and compare only; report what would be written. */
+  dryRun?: boolean;
+  /** Afterwards, read the dump again and everything back from the tenant and compare. */
+  verify?: boolean;
+  /** Import candles (default true). */
+  candles?: boolean;
+  /** Batches in flight (default 4). */
+  concurrency?: number;
+  /** Where the progress bar goes (default process.stdout). */
+  progress?: { write(chunk: string): unknown; isTTY?: boolean };
+  /** Show a progress bar (default: when `progress` is a terminal). */
+  progressBar?: boolean;
+  /** Called after the writes, before the verify pass. */
+  afterImport?: () => void | Promise<void>;
+}
+
+export interface ImportKindCounts {
+  records: number;
+  unchanged: number;
+  /** Written (dry run: would be written). */
+  written: number;
+  failed: number;
+}
+
+export interface ImportIssue {
+  kind: Kind;
+  path: string;
+  key: Record<string, string | boolean>;
+  error: string;
+}
+
+export interface ImportReport {
+  dump: string;
+  dryRun: boolean;
+  records: number;
+  /** Records written; 0 on a second run of the same dump. */
+  changes: number;
+  kinds: Record<Kind, ImportKindCounts>;
+  problems: Dump["problems"];
+  unknown: Dump["unknown"];
+  skipped: Dump["skipped"];
+  /** Reads or writes the gateway refused. */
+  failures: ImportIssue[];
+  /** Insert-only records (candles, logs) the tenant holds with other content. */
+  conflicts: ImportIssue[];
+  importMs: number;
+  recordsPerSecond: number;
+  verify?: {
+    records: number;
+    matched: number;
+    mismatches: ImportIssue[];
+    changedInDump: { kind: Kind; path: string; change: "appeared" | "changed" | "disappeared" | "became unreadable" }[];
+    ok: boolean;
+  };
+  /** Nothing reported: every record imported (and verified). */
+  ok: boolean;
+}
+
+/**
+ * Imports a file dump into the client's tenant: read, compare, write only what differs, in
+ * batches. The working directory is changed while the dump is read (backtest-kit's file
+ * adapters use paths relative to it): give the client absolute token and CA file paths.
+ */
+export declare function importDump(opts: ImportOptions): Promise<ImportReport>;
+export declare function formatImportReport(r: ImportReport): string;
+
+export interface VerifyReport {
+  documents: number;
+  kinds: Record<Kind, { collection: string; documents: number; readable: number; removed: number; unreadable: number }>;
+  /** Every document that cannot be read, with its collection and key (and _id when its key is malformed). */
+  unreadable: { kind: Kind; collection: string; id?: string; key: Record<string, unknown>; error: string }[];
+  ms: number;
+  ok: boolean;
+}
+
+/** Counts every kind of the tenant's store through the gateway (scan, verb "list") and reads every key back. */
+export declare function verifyTenant(opts: { client: GatewayClient; concurrency?: number; kinds?: Kind[] }): Promise<VerifyReport>;
+export declare function formatVerifyReport(r: VerifyReport): string;

@@ -139,3 +139,7 @@ export function useTimedFileAdapters(kit = bk) {
   });
   return { registered, stats: () => stats.snapshot(), resetStats: () => stats.reset() };
 }
+
+export { importDump, formatImportReport } from "./import.js";
+export { readDump } from "./dump.js";
+export { verifyTenant, formatVerifyReport } from "./verify.js";

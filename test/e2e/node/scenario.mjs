@@ -7,7 +7,8 @@
 // Options: --tag T (suffix of strategy/exchange names), --symbols A,B, --start ISO,
 // --days N (backtest), --minutes N (live), --kill-after-open M (live: print KILL-ME
 // M minutes after the first open and wait to be killed), --resume-at MS (live: the
-// restarted worker's first minute).
+// restarted worker's first minute), --profile full (backtest: also Log, Recent, State,
+// Memory and Session persisted, and the strategy using them, as live does).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { installFakeClock, realSleep } from "./lib/clock.mjs";
@@ -25,6 +26,7 @@ const { values: a } = parseArgs({
     minutes: { type: "string", default: "360" },
     "kill-after-open": { type: "string" },
     "resume-at": { type: "string" },
+    profile: { type: "string", default: "scaffold" },
   },
 });
 if (!a.dir || !a.out) throw new Error("--dir and --out are required");
@@ -32,6 +34,8 @@ mkdirSync(a.dir, { recursive: true });
 process.chdir(a.dir); // the file adapters write ./dump relative to the working directory
 
 const live = a.mode === "live";
+if (!["scaffold", "full"].includes(a.profile)) throw new Error(`--profile must be scaffold or full, not ${a.profile}`);
+const full = live || a.profile === "full";
 const start = Date.parse(a.start);
 const minutes = Number(a.minutes);
 const first = a["resume-at"] ? Number(a["resume-at"]) : start;
@@ -63,16 +67,22 @@ bk.NotificationBacktest.usePersist();
 bk.NotificationLive.usePersist();
 bk.Storage.enable();
 bk.Notification.enable();
-if (live) {
+if (full) {
   bk.Log.usePersist();
   bk.Recent.enable();
   bk.Memory.enable();
   bk.State.enable();
 }
+if (full && !live) {
+  bk.RecentBacktest.usePersist();
+  bk.StateBacktest.usePersist();
+  bk.SessionBacktest.usePersist();
+  bk.MemoryBacktest.usePersist();
+}
 
 const market = syntheticExchange(exchangeName);
 bk.addExchangeSchema(market.schema);
-registerStrategy({ strategyName, riskName, live });
+registerStrategy({ strategyName, riskName, live: full });
 
 const closed = [];
 const opened = [];
@@ -147,7 +157,7 @@ if (!live) {
     if (killAt !== null && m >= killAt) {
       // A crash with an open position: flush nothing, tell the test where to resume, wait for SIGKILL.
       const pending = await bk.Live.getPendingSignal(symbols[0], 0, { strategyName, exchangeName }).catch(() => null);
-      writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed }, null, 1));
+      writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed, errors }, null, 1));
       console.log(`KILL-ME ${m + 60000}`);
       await new Promise(() => {});
     }
