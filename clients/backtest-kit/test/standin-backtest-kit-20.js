@@ -1,6 +1,6 @@
 /**
  * A stand-in for the backtest-kit 20.x module, for the client's registration tests
- * (backtest-kit 20.x cannot be installed here; 19.5.0 is the installed one).
+ * (the tests run with backtest-kit 19.5.0 installed, which has no Dictionary).
  *
  * It exports the 17 Persist<Kind>Adapter utils with usePersist<Kind>Adapter(Ctor),
  * and for Dictionary the 20.x calling convention as backtest-kit 20.x documents
