@@ -44,7 +44,7 @@ func TestRedisStopStart(t *testing.T) {
 func TestMongoBackends(t *testing.T) {
 	for _, backend := range []string{BackendSQLite, BackendPostgreSQL} {
 		t.Run(backend, func(t *testing.T) {
-			if backend == BackendPostgreSQL && !postgresAvailable() {
+			if backend == BackendPostgreSQL && !PostgresAvailable() {
 				t.Skip("PostgreSQL 15 binaries not installed")
 			}
 			m, err := StartMongo(MongoOptions{Backend: backend})

@@ -36,8 +36,9 @@ if (useFake) {
 const CONFIGS = [
   { label: "off", batchWrites: false },
   { label: "on, 1 lane", batchLanes: 1 },
-  { label: "on, 4 lanes (default)", batchLanes: 4 },
+  { label: "on, 4 lanes", batchLanes: 4 },
   { label: "on, 8 lanes", batchLanes: 8 },
+  { label: "on, 16 lanes (default)", batchLanes: 16 },
 ];
 const run = randomBytes(3).toString("hex");
 const row = (i) => ({

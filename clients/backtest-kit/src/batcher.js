@@ -47,7 +47,7 @@ const ENVELOPE_BYTES = '{"ops":[]}'.length;
  * @typedef {object} BatchOptions
  * @property {number} [maxOps] operations per batch (default 500)
  * @property {number} [maxBytes] body bytes per batch (default 8 MiB)
- * @property {number} [lanes] batch requests in flight at once (default 4)
+ * @property {number} [lanes] batch requests in flight at once (default 16)
  */
 
 export class WriteBatcher {
@@ -59,7 +59,7 @@ export class WriteBatcher {
     this.client = client;
     this.maxOps = Math.max(1, opts.maxOps ?? 500);
     this.maxBytes = Math.max(1024, opts.maxBytes ?? 8 << 20);
-    this.lanes = Math.max(1, opts.lanes ?? 4);
+    this.lanes = Math.max(1, opts.lanes ?? 16);
     /** @type {Entry[]} writes not sent yet, in issue order */
     this.queue = [];
     /** keys with a write sent and not yet answered (retries included) */

@@ -60,7 +60,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @property {number} [retryBudgetMs] total time spent retrying one call (default 20000)
  * @property {number} [maxSockets] connection pool size (default 16)
  * @property {boolean} [batchWrites] send writes issued together in shared batch requests (default true)
- * @property {number} [batchLanes] batch requests in flight at once (default 4)
+ * @property {number} [batchLanes] batch requests in flight at once (default maxSockets)
  * @property {number} [batchMaxOps] operations per batch request (default 500)
  * @property {number} [batchMaxBytes] body bytes per batch request (default 8 MiB)
  * @property {Stats} [stats] shared counters
@@ -112,7 +112,7 @@ export class GatewayClient {
     this.batcher =
       opts.batchWrites === false
         ? null
-        : new WriteBatcher(this, { lanes: opts.batchLanes, maxOps: opts.batchMaxOps, maxBytes: opts.batchMaxBytes });
+        : new WriteBatcher(this, { lanes: opts.batchLanes ?? agentOpts.maxSockets, maxOps: opts.batchMaxOps, maxBytes: opts.batchMaxBytes });
   }
 
   /**

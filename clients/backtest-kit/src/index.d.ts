@@ -30,7 +30,7 @@ export interface PersistenceOptions {
   maxSockets?: number;
   /** Send writes issued together in shared POST .../batch requests (default true). */
   batchWrites?: boolean;
-  /** Batch requests in flight at once (default 4). */
+  /** Batch requests in flight at once (default maxSockets, 16). */
   batchLanes?: number;
   /** Operations per batch request (default 500, the gateway's --gateway-max-batch-ops). */
   batchMaxOps?: number;

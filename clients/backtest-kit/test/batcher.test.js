@@ -26,7 +26,7 @@ const sig = (sym) => ({ symbol: sym, strategyName: "s", exchangeName: "e" });
 const write = (client, sym, id) => client.op({ kind: "signal", op: "write", key: sig(sym), value: { id } });
 
 test("concurrent writes go out in one batch per lane, each acknowledged and stored", async () => {
-  for (const [batchWrites, lanes, want] of [[true, 4, 4], [true, 1, 1], [false, 4, 40]]) {
+  for (const [batchWrites, lanes, want] of [[true, undefined, 14], [true, 4, 4], [true, 1, 1], [false, 4, 40]]) {
     const { client, stats } = mk({ batchWrites, batchLanes: lanes });
     const A = createAdapterClasses({ client, stats });
     const n = http();
