@@ -2,9 +2,9 @@
 // goes to a BacktestPersistence through the operator's gateway.
 //
 //   make run                      # in another terminal: the local stack prints the values below
-//   export BACKTEST_PERSISTENCE_URL=http://127.0.0.1:9443
-//   export BACKTEST_PERSISTENCE_NAMESPACE=backtests BACKTEST_PERSISTENCE_NAME=backtests
-//   export BACKTEST_PERSISTENCE_TOKEN=<the printed token>
+//   export BACKTEST_PERSISTENCE_URL=http://127.0.0.1:9090
+//   export BACKTEST_PERSISTENCE_NAMESPACE=backtest BACKTEST_PERSISTENCE_NAME=sample
+//   export BACKTEST_PERSISTENCE_TOKEN_FILE=../../.local/token
 //   npm install && npm start
 //
 // The market is synthetic (a seeded random walk), so the example needs no exchange account.
