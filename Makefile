@@ -40,7 +40,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: tools
-tools: ## Build controller-gen, helm and FerretDB, install redis-server (cached in bin/).
+tools: ## Build controller-gen, helm and FerretDB, install redis-server and (when possible) PostgreSQL 15 (cached in bin/).
 	@hack/tools.sh
 
 .PHONY: envtest

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds or installs the tools the project needs into bin/: controller-gen, helm,
-# FerretDB, and redis-server, redis-sentinel and redis-cli (from Debian).
+# FerretDB, and redis-server, redis-sentinel and redis-cli (from Debian); and
+# PostgreSQL 15 (from Debian) when it can be installed, the faster FerretDB backend
+# of the test suites and the local stack (both fall back to SQLite without it).
 # Idempotent: a tool at its pinned version is not rebuilt.
-#   hack/tools.sh [controller-gen] [helm] [ferretdb] [redis]   (default: all)
+#   hack/tools.sh [controller-gen] [helm] [ferretdb] [redis] [postgresql]   (default: all)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.23.0}"
@@ -61,14 +63,33 @@ redis() {
   done
 }
 
+postgresql() {
+  # The server binaries internal/testenv starts (/usr/lib/postgresql/15/bin). Optional:
+  # where it cannot be installed (no apt-get, not root, no network) FerretDB runs on SQLite.
+  if [[ -x /usr/lib/postgresql/15/bin/initdb && -x /usr/lib/postgresql/15/bin/postgres ]]; then
+    log "postgresql: $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}')"; return
+  fi
+  if ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
+    log "postgresql 15: not installed and cannot be (needs apt-get as root); FerretDB will run on SQLite"; return
+  fi
+  log "postgresql 15: installing from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null; }; then
+    log "postgresql 15: installation failed; FerretDB will run on SQLite"; return
+  fi
+  # The package starts a system cluster; the project starts its own servers.
+  (systemctl disable --now postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true)
+}
+
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(controller-gen helm ferretdb redis)
+[[ ${#tools[@]} -gt 0 ]] || tools=(controller-gen helm ferretdb redis postgresql)
 for t in "${tools[@]}"; do
   case "${t}" in
     controller-gen) with_lock controller-gen controller_gen ;;
     helm) with_lock helm helm_bin ;;
     ferretdb) with_lock ferretdb ferretdb ;;
     redis) with_lock redis redis ;;
+    postgresql) with_lock postgresql postgresql ;;
     *) echo "unknown tool: ${t}" >&2; exit 2 ;;
   esac
 done

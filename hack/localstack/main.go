@@ -1,6 +1,7 @@
 // Command localstack runs the operator the way a newcomer tries it: a local
 // Kubernetes control plane (kube-apiserver and etcd built by hack/envtest.sh),
-// FerretDB on SQLite and a redis-server, the manager as its own process, and a
+// FerretDB (on PostgreSQL 15 where hack/tools.sh could install it, else on a tuned
+// SQLite; see backend.go) and a redis-server, the manager as its own process, and a
 // sample tenant whose worker token it prints. With --kubeconfig (or KUBECONFIG)
 // it uses that cluster instead of starting a control plane. Ctrl-C stops
 // everything it started; a second run reuses what was built.
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +27,8 @@ func main() {
 	flag.StringVar(&o.namespace, "namespace", "backtest", "namespace of the sample tenant")
 	flag.StringVar(&o.name, "name", "sample", "name of the sample BacktestPersistence")
 	flag.IntVar(&o.gatewayPort, "gateway-port", 9090, "loopback port of the gateway (0: any free port)")
+	flag.StringVar(&o.backend, "mongo-backend", "", "FerretDB backend: postgresql or sqlite (default: postgresql where installed, else sqlite)")
+	flag.StringVar(&o.sqlitePragmas, "sqlite-pragmas", strings.Join(testenv.SQLiteFastPragmas, ","), "SQLite pragmas of FerretDB on SQLite, comma separated (empty: FerretDB's defaults)")
 	flag.BoolVar(&o.exitWhenReady, "exit-when-ready", false, "stop everything once the sample tenant is Ready (a smoke test)")
 	flag.Parse()
 	// --kubeconfig is registered by controller-runtime's config package.
@@ -49,6 +53,8 @@ type options struct {
 	namespace     string
 	name          string
 	gatewayPort   int
+	backend       string
+	sqlitePragmas string
 	exitWhenReady bool
 }
 

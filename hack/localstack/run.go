@@ -63,8 +63,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	logf("starting FerretDB (SQLite) and redis-server")
-	mongo, err := testenv.StartMongo(testenv.MongoOptions{Backend: testenv.BackendSQLite})
+	mopts := mongoOptions(o.backend, o.sqlitePragmas)
+	logf("starting FerretDB (%s) and redis-server", backendName(mopts.Backend))
+	mongo, err := testenv.StartMongo(mopts)
 	if err != nil {
 		return err
 	}
@@ -153,12 +154,12 @@ The operator is running.
   gateway:     %s
   tenant:      namespace=%s name=%s
   token file:  %s   (service account %s/worker, audience %s, 24h)
-  MongoDB:     %s
+  MongoDB:     %s   (FerretDB on %s)
   Redis:       %s
 A worker (examples/backtest-kit-quickstart):
   BACKTEST_PERSISTENCE_URL=%s BACKTEST_PERSISTENCE_NAMESPACE=%s BACKTEST_PERSISTENCE_NAME=%s BACKTEST_PERSISTENCE_TOKEN_FILE=%s npm start
 Press Ctrl-C to stop everything.
-`, kubeconfig, kubeconfig, kubectl, endpoint, o.namespace, o.name, tokenPath, o.namespace, tokenAudience, mongo.URI(), redis.URL(),
+`, kubeconfig, kubeconfig, kubectl, endpoint, o.namespace, o.name, tokenPath, o.namespace, tokenAudience, mongo.URI(), backendName(mongo.Backend()), redis.URL(),
 		endpoint, o.namespace, o.name, tokenPath)
 
 	if o.exitWhenReady {

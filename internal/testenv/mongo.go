@@ -27,7 +27,14 @@ type MongoOptions struct {
 	// Username and Password, when set, turn on SCRAM authentication with that user
 	// (a wrong password then fails with error 18, as on MongoDB).
 	Username, Password string
+	// SQLitePragmas are added to FerretDB's SQLite URL as _pragma parameters, e.g.
+	// "synchronous(normal)" (FerretDB already sets journal_mode(wal) and busy_timeout).
+	SQLitePragmas []string
 }
+
+// SQLiteFastPragmas trade durability against power loss (not against a crash of
+// FerretDB) for speed: in WAL mode, synchronous=NORMAL syncs at checkpoints only.
+var SQLiteFastPragmas = []string{"synchronous(normal)", "cache_size(-65536)", "temp_store(memory)"}
 
 // Mongo is a FerretDB server started for a test suite, or a server named by MONGODB_URI.
 type Mongo struct {
@@ -51,7 +58,7 @@ func StartMongo(opts MongoOptions) (*Mongo, error) {
 	}
 	if opts.Backend == "" {
 		opts.Backend = BackendSQLite
-		if postgresAvailable() {
+		if PostgresAvailable() {
 			opts.Backend = BackendPostgreSQL
 		}
 	}
@@ -125,7 +132,12 @@ func (m *Mongo) Start() error {
 	case BackendPostgreSQL:
 		args = append(args, "--handler=postgresql", "--postgresql-url="+m.pg.url())
 	case BackendSQLite:
-		args = append(args, "--handler=sqlite", "--sqlite-url=file:"+m.dir+"/")
+		sqliteURL := "file:" + m.dir + "/"
+		if len(m.opts.SQLitePragmas) > 0 {
+			q := url.Values{"_pragma": m.opts.SQLitePragmas}
+			sqliteURL += "?" + q.Encode()
+		}
+		args = append(args, "--handler=sqlite", "--sqlite-url="+sqliteURL)
 	}
 	if m.opts.Username != "" {
 		args = append(args, "--test-enable-new-auth", "--setup-database=admin",

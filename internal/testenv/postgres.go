@@ -15,8 +15,8 @@ import (
 // postgresBinDir holds Debian's PostgreSQL 15 server binaries.
 var postgresBinDir = "/usr/lib/postgresql/15/bin"
 
-// postgresAvailable reports whether a PostgreSQL server can be started here.
-func postgresAvailable() bool {
+// PostgresAvailable reports whether a PostgreSQL server can be started here.
+func PostgresAvailable() bool {
 	_, err := os.Stat(filepath.Join(postgresBinDir, "initdb"))
 	return err == nil
 }

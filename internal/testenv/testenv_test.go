@@ -42,12 +42,16 @@ func TestRedisStopStart(t *testing.T) {
 }
 
 func TestMongoBackends(t *testing.T) {
-	for _, backend := range []string{BackendSQLite, BackendPostgreSQL} {
-		t.Run(backend, func(t *testing.T) {
-			if backend == BackendPostgreSQL && !postgresAvailable() {
+	for name, opts := range map[string]MongoOptions{
+		BackendSQLite:     {Backend: BackendSQLite},
+		"sqlite-pragmas":  {Backend: BackendSQLite, SQLitePragmas: SQLiteFastPragmas},
+		BackendPostgreSQL: {Backend: BackendPostgreSQL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if opts.Backend == BackendPostgreSQL && !PostgresAvailable() {
 				t.Skip("PostgreSQL 15 binaries not installed")
 			}
-			m, err := StartMongo(MongoOptions{Backend: backend})
+			m, err := StartMongo(opts)
 			if err != nil {
 				t.Fatal(err)
 			}

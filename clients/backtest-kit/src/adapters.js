@@ -9,7 +9,7 @@
  * createAdapterClasses so several clients (tenants) can coexist in one process.
  */
 import { KeyedQueue, mergeNewerWins, mergeOlderWins } from "./queue.js";
-import { CandleCache, intervalStepMs } from "./candles.js";
+import { CandleCache, intervalStepMs, storedCandles } from "./candles.js";
 import { timed } from "./stats.js";
 import { DEFAULT_LIST_PART_BYTES, sendListInParts } from "./listwrite.js";
 
@@ -296,8 +296,8 @@ export function createAdapterClasses({
       // Like the file adapter: a candle that has not closed yet is never stored; nor is one known to be stored.
       const todo = list.filter((c) => c && c.timestamp + this.step <= t && !candles.has(this.series, c.timestamp));
       if (todo.length === 0) return;
-      await call("candle", "write", this.key, { value: todo });
-      candles.add(this.series, todo);
+      const r = await call("candle", "write", this.key, { value: todo });
+      candles.add(this.series, storedCandles(r, todo));
     }
   }
 

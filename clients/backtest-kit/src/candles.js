@@ -1,7 +1,10 @@
 /**
  * In-process cache of candle windows. Stored candles never change (the store is
  * insert-only), so a window whose every candle is known is served from memory,
- * and candles known to be stored are not sent again.
+ * and candles known to be stored are not sent again. It holds only what the
+ * gateway returned (reads, and the stored candles a write answers with), never
+ * what this process sent: the store keeps the first-written version of a candle
+ * and skips those not closed by its clock.
  */
 
 /** Minutes per backtest-kit candle interval. */
@@ -24,6 +27,22 @@ export function intervalStepMs(interval) {
   const m = INTERVAL_MINUTES[interval];
   if (!m) throw new Error(`backtest-persistence: unknown candle interval ${JSON.stringify(interval)}`);
   return m * 60000;
+}
+
+/**
+ * The candles a write's Result says the store holds: the stored version of each
+ * candle of the request, ascending, without those the store skipped (not closed
+ * by its clock). Only timestamps the request carried are taken. An older gateway
+ * answers a write with {} and then nothing is known from the write.
+ * @param {any} result the gateway's answer to a candle write
+ * @param {object[]} sent the candles of the request
+ * @returns {object[]}
+ */
+export function storedCandles(result, sent) {
+  const v = result?.value;
+  if (!Array.isArray(v) || v.length === 0) return [];
+  const asked = new Set(sent.map((c) => c.timestamp));
+  return v.filter((c) => c !== null && typeof c === "object" && asked.has(c.timestamp));
 }
 
 /** CandleCache holds up to maxCandles candles, evicting the oldest inserted. */

@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { PersistenceError } from "./errors.js";
 import { TokenSource } from "./token.js";
 import { Stats } from "./stats.js";
+import { WriteBatcher } from "./batcher.js";
 
 const TRANSIENT_NET = new Set([
   "ECONNREFUSED",
@@ -58,8 +59,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @property {number} [retryMaxMs] largest backoff (default 3000)
  * @property {number} [retryBudgetMs] total time spent retrying one call (default 20000)
  * @property {number} [maxSockets] connection pool size (default 16)
+ * @property {boolean} [batchWrites] send writes issued together in shared batch requests (default true)
+ * @property {number} [batchLanes] batch requests in flight at once (default maxSockets)
+ * @property {number} [batchMaxOps] operations per batch request (default 500)
+ * @property {number} [batchMaxBytes] body bytes per batch request (default 8 MiB)
  * @property {Stats} [stats] shared counters
  */
+
+/** Operations the batcher may send together: those that change a key. */
+const WRITE_OPS = new Set(["write", "remove"]);
 
 /** GatewayClient sends persistence requests to one tenant of the gateway. */
 export class GatewayClient {
@@ -101,13 +109,19 @@ export class GatewayClient {
       if (opts.insecureSkipVerify) agentOpts.rejectUnauthorized = false;
     }
     this.agent = new this.mod.Agent(agentOpts);
+    this.batcher =
+      opts.batchWrites === false
+        ? null
+        : new WriteBatcher(this, { lanes: opts.batchLanes ?? agentOpts.maxSockets, maxOps: opts.batchMaxOps, maxBytes: opts.batchMaxBytes });
   }
 
   /**
-   * One operation. Resolves with the gateway's Result ({value} or {has}; {} for writes).
+   * One operation. Resolves with the gateway's Result ({value} or {has}; {} for most
+   * writes, {value} for candle writes). Writes go through the batcher (see batcher.js).
    * @param {import("./index.js").PersistRequest} req
    */
   op(req) {
+    if (this.batcher && WRITE_OPS.has(req.op)) return this.track(this.batcher.submit(req));
     return this.track(this.send(this.opsPath, req, req.kind, req.op));
   }
 
@@ -136,8 +150,9 @@ export class GatewayClient {
     return res.results;
   }
 
+  /** Sends body (an object, or an encoded Buffer) to path, with retries. */
   async send(path, body, kind, op) {
-    const payload = Buffer.from(JSON.stringify(body));
+    const payload = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const started = performance.now();
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {

@@ -47,6 +47,8 @@ export class PersistenceError extends Error {
     );
     this.name = "PersistenceError";
     this.code = code;
+    /** what the gateway (or the transport) said, without the context above */
+    this.reason = message;
     this.status = status;
     this.kind = kind;
     this.op = op;

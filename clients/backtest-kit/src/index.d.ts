@@ -28,6 +28,14 @@ export interface PersistenceOptions {
   retryBudgetMs?: number;
   /** Keep-alive connection pool size (default 16). */
   maxSockets?: number;
+  /** Send writes issued together in shared POST .../batch requests (default true). */
+  batchWrites?: boolean;
+  /** Batch requests in flight at once (default maxSockets, 16). */
+  batchLanes?: number;
+  /** Operations per batch request (default 500, the gateway's --gateway-max-batch-ops). */
+  batchMaxOps?: number;
+  /** Body bytes per batch request (default 8 MiB, the gateway's --gateway-max-body-bytes). */
+  batchMaxBytes?: number;
   /** Candles kept in the in-process window cache (default 200000; 0 disables). */
   candleCacheSize?: number;
   /**
@@ -92,6 +100,8 @@ export interface PersistenceStats extends CallCounters {
   candleCache: { hits: number; misses: number };
   /** Writes merged into a queued write of the same key. */
   coalescedWrites: number;
+  /** Writes sent together: batch requests and the writes they carried (lone writes are not counted). */
+  batches: { requests: number; ops: number };
 }
 
 export interface PersistenceHandle {

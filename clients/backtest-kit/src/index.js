@@ -31,6 +31,7 @@ export function optionsFromEnv(env = process.env) {
   if (s("TOKEN")) o.token = s("TOKEN");
   if (s("TOKEN_FILE")) o.tokenFile = s("TOKEN_FILE");
   if (s("CA_FILE")) o.caFile = s("CA_FILE");
+  if (s("BATCH_WRITES")) o.batchWrites = !/^(0|false|no|off)$/i.test(s("BATCH_WRITES"));
   return o;
 }
 

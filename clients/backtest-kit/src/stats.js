@@ -21,6 +21,8 @@ export class Stats {
     this.candleCacheHits = 0;
     this.candleCacheMisses = 0;
     this.coalescedWrites = 0;
+    this.batches = 0;
+    this.batchedOps = 0;
     this.inFlight = 0;
     this.busySince = 0;
     this.busyMs = 0;
@@ -80,6 +82,7 @@ export class Stats {
       retries: this.retries,
       candleCache: { hits: this.candleCacheHits, misses: this.candleCacheMisses },
       coalescedWrites: this.coalescedWrites,
+      batches: { requests: this.batches, ops: this.batchedOps },
     };
   }
 }

@@ -28,7 +28,14 @@ export async function startFakeGateway({ tokens = ["good-token"] } = {}) {
     failNext: [], // queue of {status, code} answers to give before serving
     failIf: null, // (request) => {status, code} | null: an answer to give instead of serving it
     maxPayloadBytes: 4 << 20, // a write whose value is larger gets 413 TooLarge, as from the store
-    delayMs: 0,
+    delayMs: 0, // or (body) => ms
+    http: { ops: 0, batch: 0 }, // HTTP requests served per route
+    batchSizes: [], // operations per batch request
+    maxBatchOps: 500,
+    maxBodyBytes: 8 << 20,
+    now: () => Date.now(), // the gateway's clock: candles not closed by it are skipped
+    legacyCandleWrites: false, // answer candle writes with {} as gateways before the stored-candles Result did
+    failOp: null, // (op) => {code, message} | null: a run-time error in that operation's slot
   };
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -48,18 +55,30 @@ export async function startFakeGateway({ tokens = ["good-token"] } = {}) {
       if (decodeURIComponent(m[1]) !== "team-a" || decodeURIComponent(m[2]) !== "store") {
         return send(404, { code: "NotFound", message: "no such BacktestPersistence" });
       }
+      const raw = Buffer.concat(chunks);
+      if (raw.length > state.maxBodyBytes) return send(413, { code: "TooLarge", message: `body over ${state.maxBodyBytes} bytes` });
       let body;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        body = JSON.parse(raw.toString("utf8"));
       } catch {
         return send(400, { code: "InvalidRequest", message: "malformed JSON" });
       }
-      if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+      const delay = typeof state.delayMs === "function" ? state.delayMs(body) : state.delayMs;
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       const f = state.failNext.shift();
       if (f) return send(f.status, { code: f.code, message: f.message ?? "injected" });
       try {
+        state.http[m[3]]++;
         if (m[3] === "batch") {
+          if (!Array.isArray(body.ops) || body.ops.length === 0) return send(400, { code: "InvalidRequest", message: "ops must be a non-empty array" });
+          if (body.ops.length > state.maxBatchOps) return send(413, { code: "TooLarge", message: `batch of ${body.ops.length} ops, over ${state.maxBatchOps}` });
+          // As the gateway: every operation is validated before any runs.
+          const badAt = body.ops.findIndex((op) => !op || !(op.kind in EMPTY));
+          if (badAt >= 0) return send(400, { code: "InvalidRequest", message: `ops[${badAt}]: unknown kind ${body.ops[badAt]?.kind}` });
+          state.batchSizes.push(body.ops.length);
           const results = body.ops.map((op) => {
+            const injected = state.failOp?.(op);
+            if (injected) return { error: injected };
             try {
               return serve(state, op);
             } catch (e) {
@@ -113,8 +132,16 @@ function serve(state, r) {
       return { value: out };
     }
     if (op === "write") {
-      for (const c of r.value) if (!s.has(c.timestamp)) s.set(c.timestamp, c);
-      return {};
+      // Insert-only, first written wins; a candle not closed by the gateway's clock is skipped.
+      const now = state.now();
+      const asked = new Set();
+      for (const c of r.value) {
+        if (c.timestamp + step > now) continue;
+        asked.add(c.timestamp);
+        if (!s.has(c.timestamp)) s.set(c.timestamp, c);
+      }
+      if (state.legacyCandleWrites) return {};
+      return { value: [...asked].sort((a, b) => a - b).map((ts) => s.get(ts)) };
     }
     throw bad(`op ${op} not supported on candle`);
   }
