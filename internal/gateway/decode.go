@@ -190,6 +190,8 @@ func validateRequest(req *persist.Request) error {
 			return apiErrorf(CodeInvalidRequest, "scan needs 1 <= limit <= %d", persist.MaxScanPage)
 		case req.Since != 0 || req.Until != 0:
 			return apiErrorf(CodeInvalidRequest, "since and until belong to candle reads only")
+		case req.When != nil:
+			return apiErrorf(CodeInvalidRequest, "scan takes no when")
 		}
 		return nil
 	}

@@ -37,6 +37,8 @@ func fuzzSeeds() [][]byte {
 		`{"kind":"storage","op":"write","key":{"backtest":false},"value":[{"id":"x","n":1e308}]}`,
 		`{"kind":"state","op":"write","key":{"signalId":"\u0000","bucketName":"$b.c"},"value":null,"when":-1}`,
 		`{"ops":[{"kind":"log","op":"read","key":{}}]}`,
+		`{"kind":"candle","op":"scan","limit":1000,"after":"BwABAgMEBQYHCAkKCw"}`,
+		`{"ops":[{"kind":"signal","op":"scan","limit":1,"after":"AgIAAABhAA"},{"kind":"log","op":"read","key":{}}]}`,
 		// Shapes at the edge of the fast path (decodefast.go) and past it.
 		" \t{ \"kind\" : \"state\" ,\"op\":\"write\",\"key\":{ \"signalId\":\"s\" , \"bucketName\":\"b\"},\"value\": { \"a\" : [ 1 , 2.5e3 , \"x\\\"y\" ] } ,\"when\":-0 }\r\n",
 		`{"kind":"state","kind":"signal","op":"read","key":{"signalId":"s","bucketName":"b"}}`,

@@ -95,6 +95,7 @@ func TestDecodeOpRejects(t *testing.T) {
 		{"scan with an empty-named key field", `{"kind":"log","op":"scan","limit":5,"key":{"":"x"}}`, CodeInvalidRequest},
 		{"scan with a value", `{"kind":"log","op":"scan","limit":5,"value":[]}`, CodeInvalidRequest},
 		{"scan with since", `{"kind":"candle","op":"scan","limit":5,"since":1}`, CodeInvalidRequest},
+		{"scan with when", `{"kind":"state","op":"scan","limit":5,"when":1}`, CodeInvalidRequest},
 		{"scan cursor wrong type", `{"kind":"log","op":"scan","limit":5,"after":7}`, CodeInvalidRequest},
 		{"after on a read", `{"kind":"log","op":"read","key":{},"after":"AQ"}`, CodeInvalidRequest},
 	}

@@ -135,6 +135,7 @@ func TestScanRefusesBadInput(t *testing.T) {
 		{"too long", Request{Kind: KindLog, Op: OpScan, Limit: 1, After: strings.Repeat("A", maxScanCursor+1)}},
 		{"with a key", Request{Kind: KindLog, Op: OpScan, Limit: 1, Key: keyOf("id", "x")}},
 		{"with a value", Request{Kind: KindLog, Op: OpScan, Limit: 1, Value: json.RawMessage(`[]`)}},
+		{"with when", Request{Kind: KindState, Op: OpScan, Limit: 1, When: ms(1)}},
 		{"after on a read", Request{Kind: KindLog, Op: OpRead, After: "x"}},
 	} {
 		if err := f.doErr(c.req); !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrTooLarge) {

@@ -53,7 +53,7 @@ func (s *Store) validate(req *Request) (*call, error) {
 		if req.Limit < 1 || req.Limit > MaxScanPage {
 			return nil, invalidf("scan needs 1 <= limit <= %d, got %d", MaxScanPage, req.Limit)
 		}
-		if req.Since != 0 || req.Until != 0 || len(bytes.TrimSpace(req.Value)) != 0 {
+		if req.Since != 0 || req.Until != 0 || req.When != nil || len(bytes.TrimSpace(req.Value)) != 0 {
 			return nil, invalidf("scan takes only a limit and an after cursor")
 		}
 		if _, err := decodeScanCursor(req.After); err != nil {

@@ -62,7 +62,7 @@ var _ = Describe("Helm chart", func() {
 			Expect(ofKind(objs, "Role")).To(HaveLen(1), "only the leader-election Role")
 			Expect(clusterRole(objs, fullname+"-manager").Rules).To(Equal(generatedRules()),
 				"the manager ClusterRole grants exactly the generated rules")
-			for _, access := range []string{"reader", "writer"} {
+			for _, access := range []string{"reader", "writer", "auditor"} {
 				Expect(clusterRole(objs, fullname+"-data-"+access).Rules).To(Equal(kustomizeDataRules(access)),
 					"the chart's data-%s grants what config/rbac does", access)
 			}

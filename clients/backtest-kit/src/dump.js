@@ -14,7 +14,7 @@
  * that is not valid JSON (with its path and kind). The dump is only read: the
  * adapters' waitForInit (which deletes files it cannot parse) is never called.
  */
-import { lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as bk from "backtest-kit";
@@ -107,6 +107,13 @@ const dirs = (abs) => entries(abs).filter((e) => e.isDirectory()).map((e) => e.n
  * @returns {Promise<import("./index.js").Dump>}
  */
 export async function readDump(dir, opts = {}) {
+  let st;
+  try {
+    st = statSync(path.resolve(dir));
+  } catch (e) {
+    throw new Error(`backtest-persistence: no dump at ${dir}: ${e.code ?? e.message}`);
+  }
+  if (!st.isDirectory()) throw new Error(`backtest-persistence: ${dir} is not a folder (give the dump folder, backtest-kit's ./dump)`);
   return withDumpCwd(dir, (abs) => scanDump(abs, opts));
 }
 
@@ -457,13 +464,4 @@ async function scanDump(root, { candles = true }) {
   }
 
   return { dir: root, records, problems, unknown, skipped };
-}
-
-/** True when path exists and is a directory. */
-export function isDumpDir(dir) {
-  try {
-    return lstatSync(path.resolve(dir)).isDirectory() || lstatSync(path.resolve(dir)).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }

@@ -20,6 +20,7 @@ const MAX_OPS = 500; // the gateway's --gateway-max-batch-ops default
 const MAX_BATCH_BYTES = 4 << 20; // well under the 8 MiB body limit
 const LIST_CHUNK = 200; // items per list write
 const CANDLE_CHUNK = 1000; // candles per window read and per write
+const CANDLE_JSON_BYTES = 160; // about what one candle takes in an answer
 
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -144,13 +145,15 @@ function candleUnits({ key, candles }) {
   }));
 }
 
-/** Groups operations into batches of at most MAX_OPS operations and MAX_BATCH_BYTES. */
+/** Groups operations into batches of at most MAX_OPS operations and MAX_BATCH_BYTES (requests and candle answers). */
 function batches(ops) {
   const out = [];
   let cur = [];
   let bytes = 0;
   for (const o of ops) {
-    const n = Buffer.byteLength(JSON.stringify(o.op));
+    // A candle window read answers with its candles: counted in, so no answer grows past a few MiB.
+    const answer = o.op.kind === "candle" && o.op.op === "read" ? o.op.limit * CANDLE_JSON_BYTES : 0;
+    const n = Buffer.byteLength(JSON.stringify(o.op)) + answer;
     if (cur.length > 0 && (cur.length >= MAX_OPS || bytes + n > MAX_BATCH_BYTES)) {
       out.push(cur);
       cur = [];

@@ -189,6 +189,10 @@ test("a corrupt file, a truncated file and unknown folders: reported, the rest i
   }
 });
 
+test("a dump folder that does not exist is an error, not an empty import", async () => {
+  await assert.rejects(readDump(path.join(scratch(), "no-such-dump")), /no dump at .*no-such-dump: ENOENT/);
+});
+
 test("a name that splits two ways is reported, not guessed", async () => {
   const t = randomBytes(4).toString("hex");
   const dir = path.join(scratch(), "dump");

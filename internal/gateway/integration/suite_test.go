@@ -140,6 +140,7 @@ func setupSuite() error {
 	for _, sa := range []struct{ ns, name, role, aud, token string }{
 		{"tenant-a", "writer", "backtestpersistence-data-writer", audience, "a-writer"},
 		{"tenant-a", "reader", "backtestpersistence-data-reader", audience, "a-reader"},
+		{"tenant-a", "auditor", "backtestpersistence-data-auditor", audience, "a-auditor"},
 		{"tenant-a", "writer", "", "", "a-writer-api-audience"},
 		{"tenant-b", "writer", "backtestpersistence-data-writer", audience, "b-writer"},
 	} {
@@ -216,7 +217,7 @@ func teardownSuite() {
 
 // applyDataRoles installs the shipped reader and writer ClusterRoles from config/rbac.
 func applyDataRoles(ctx context.Context) error {
-	for _, f := range []string{"data_reader_role.yaml", "data_writer_role.yaml"} {
+	for _, f := range []string{"data_reader_role.yaml", "data_writer_role.yaml", "data_auditor_role.yaml"} {
 		raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", f))
 		if err != nil {
 			return err
