@@ -2,7 +2,8 @@
 // Kubernetes control plane (kube-apiserver and etcd built by hack/envtest.sh),
 // FerretDB on SQLite and a redis-server, the manager as its own process, and a
 // sample tenant whose worker token it prints. With --kubeconfig (or KUBECONFIG)
-// it uses that cluster instead of starting a control plane. Ctrl-C stops
+// it uses that cluster instead of starting a control plane; with MONGODB_URI and
+// REDIS_URL it uses those servers instead of starting its own. Ctrl-C stops
 // everything it started; a second run reuses what was built.
 package main
 
@@ -26,6 +27,7 @@ func main() {
 	flag.StringVar(&o.name, "name", "sample", "name of the sample BacktestPersistence")
 	flag.IntVar(&o.gatewayPort, "gateway-port", 9090, "loopback port of the gateway (0: any free port)")
 	flag.BoolVar(&o.exitWhenReady, "exit-when-ready", false, "stop everything once the sample tenant is Ready (a smoke test)")
+	flag.StringVar(&o.manager, "manager", "", "the manager binary to run (default: bin/manager, built by make build)")
 	flag.Parse()
 	// --kubeconfig is registered by controller-runtime's config package.
 	if f := flag.Lookup("kubeconfig"); f != nil {
@@ -50,6 +52,7 @@ type options struct {
 	name          string
 	gatewayPort   int
 	exitWhenReady bool
+	manager       string
 }
 
 func logf(format string, args ...any) {
