@@ -56,7 +56,11 @@ func (r *report) scenarioTitle(s string) string {
 // closed signals) and a table of every run.
 func (r *report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nBusy seconds in persistence (wall time with at least one persistence call in flight), FerretDB on %s:\n\n", r.backend)
+	servers := "FerretDB on " + r.backend
+	if r.backend == "" {
+		servers = "the MongoDB of MONGODB_URI"
+	}
+	fmt.Fprintf(&b, "\nBusy seconds in persistence (wall time with at least one persistence call in flight), %s:\n\n", servers)
 	head := []string{"scenario"}
 	for _, be := range r.o.backends {
 		head = append(head, backendLabels[be])

@@ -165,6 +165,9 @@ func backendEnv(st *stack, backend, tag string) []string {
 			"CC_REDIS_PORT=" + st.redis.Addr()[strings.LastIndex(st.redis.Addr(), ":")+1:],
 		}
 	case "operator":
+		if st.gatewayURL == "" {
+			return nil // a given gateway: BACKTEST_PERSISTENCE_* are in the environment
+		}
 		return []string{
 			"BACKTEST_PERSISTENCE_URL=" + st.gatewayURL,
 			"BACKTEST_PERSISTENCE_NAMESPACE=" + tenantNamespace,

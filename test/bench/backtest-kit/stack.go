@@ -24,6 +24,11 @@ const (
 // redis-server (database 0 for @backtest-kit/mongo, 1 for the gateway), and, for this
 // project's backend, the local stack (control plane, operator, sample tenant) started
 // by hack/localstack on those servers.
+//
+// Servers can be given instead: MONGODB_URI and REDIS_URL (as for the integration
+// tests; database 0 of that Redis is flushed before each @backtest-kit/mongo run), and
+// BACKTEST_PERSISTENCE_URL with _NAMESPACE, _NAME and _TOKEN or _TOKEN_FILE for a
+// running gateway (the client reads them from the environment).
 type stack struct {
 	mongo      *testenv.Mongo
 	redis      *testenv.Redis
@@ -44,7 +49,7 @@ func startStack(ctx context.Context, workDir string, withOperator bool) (*stack,
 		st.close()
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	if !withOperator {
+	if !withOperator || os.Getenv("BACKTEST_PERSISTENCE_URL") != "" {
 		return st, nil
 	}
 	if err := st.startOperator(ctx, workDir); err != nil {
