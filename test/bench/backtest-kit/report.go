@@ -119,7 +119,34 @@ func (r *report) String() string {
 			fmt.Sprintf("%.2f", p.Ms/1000), fmt.Sprint(p.Calls), fmt.Sprint(len(x.Outcome.Opened)), fmt.Sprint(len(x.Outcome.Closed)),
 			fmt.Sprint(len(x.Outcome.Errors)), status})
 	}
+	fmt.Fprintf(&b, "\nWhere the time goes (the three methods with the most summed call time; overlapping calls add up):\n\n")
+	row(&b, []string{"scenario", "backend", "methods (calls, summed s)"})
+	row(&b, []string{"---", "---", "---"})
+	for _, x := range r.results {
+		row(&b, []string{x.Scenario, backendLabels[x.Backend], topMethods(x.Outcome, 3)})
+	}
 	return b.String()
+}
+
+// topMethods lists the n adapter methods of a run with the most summed call time.
+func topMethods(o outcome, n int) string {
+	type method struct {
+		name  string
+		calls int
+		ms    float64
+	}
+	var all []method
+	for k, kind := range o.Persistence.Kinds {
+		for m, c := range kind.Methods {
+			all = append(all, method{k + "." + m, c.Calls, c.Ms})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ms > all[j].ms })
+	var parts []string
+	for i := 0; i < len(all) && i < n; i++ {
+		parts = append(parts, fmt.Sprintf("%s %d, %.2f", all[i].name, all[i].calls, all[i].ms/1000))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // busyCell is a run's busy seconds, marked when incomplete, or why it did not end.

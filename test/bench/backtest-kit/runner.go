@@ -47,8 +47,9 @@ type outcome struct {
 			Calls   int     `json:"calls"`
 			Ms      float64 `json:"ms"`
 			Methods map[string]struct {
-				Calls  int `json:"calls"`
-				Errors int `json:"errors"`
+				Calls  int     `json:"calls"`
+				Ms     float64 `json:"ms"`
+				Errors int     `json:"errors"`
 			} `json:"methods"`
 		} `json:"kinds"`
 	} `json:"persistence"`
