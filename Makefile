@@ -74,6 +74,13 @@ fuzz: ## Run each fuzz target of the decoders and scanners for FUZZ_TIME (defaul
 bench: setup ## Run the benchmarks of the store and the gateway.
 	go test -run '^$$' -bench . -benchmem -count=1 -timeout=30m ./internal/...
 
+# BENCH_BACKTEST_KIT_FLAGS: e.g. -defaults-days 0.1 -full-days 0.1 -paper-minutes 20 for a quick run.
+BENCH_BACKTEST_KIT_FLAGS ?=
+
+.PHONY: bench-backtest-kit
+bench-backtest-kit: setup ## Real backtest-kit on its file adapters, @backtest-kit/mongo and this project: busy seconds, ratios, closed signals.
+	go run ./test/bench/backtest-kit $(BENCH_BACKTEST_KIT_FLAGS)
+
 ##@ Build
 
 .PHONY: build

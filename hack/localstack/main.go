@@ -3,7 +3,8 @@
 // FerretDB (on PostgreSQL 15 where hack/tools.sh could install it, else on a tuned
 // SQLite; see backend.go) and a redis-server, the manager as its own process, and a
 // sample tenant whose worker token it prints. With --kubeconfig (or KUBECONFIG)
-// it uses that cluster instead of starting a control plane. Ctrl-C stops
+// it uses that cluster instead of starting a control plane; with MONGODB_URI and
+// REDIS_URL it uses those servers instead of starting its own. Ctrl-C stops
 // everything it started; a second run reuses what was built.
 package main
 
@@ -30,6 +31,7 @@ func main() {
 	flag.StringVar(&o.backend, "mongo-backend", "", "FerretDB backend: postgresql or sqlite (default: postgresql where installed, else sqlite)")
 	flag.StringVar(&o.sqlitePragmas, "sqlite-pragmas", strings.Join(testenv.SQLiteFastPragmas, ","), "SQLite pragmas of FerretDB on SQLite, comma separated (empty: FerretDB's defaults)")
 	flag.BoolVar(&o.exitWhenReady, "exit-when-ready", false, "stop everything once the sample tenant is Ready (a smoke test)")
+	flag.StringVar(&o.manager, "manager", "", "the manager binary to run (default: bin/manager, built by make build)")
 	flag.Parse()
 	// --kubeconfig is registered by controller-runtime's config package.
 	if f := flag.Lookup("kubeconfig"); f != nil {
@@ -56,6 +58,7 @@ type options struct {
 	backend       string
 	sqlitePragmas string
 	exitWhenReady bool
+	manager       string
 }
 
 func logf(format string, args ...any) {

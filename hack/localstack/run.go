@@ -30,9 +30,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	manager, err := testenv.Tool("manager")
-	if err != nil {
-		return err
+	manager := o.manager
+	if manager == "" {
+		if manager, err = testenv.Tool("manager"); err != nil {
+			return err
+		}
 	}
 
 	kubeconfig := o.kubeconfig

@@ -34,6 +34,7 @@ var (
 	kubectlBin string
 	kubeconfig string
 	gatewayURL string
+	mongoURI   string // the suite's FerretDB
 	token      string
 	nodeDir    string // test/e2e/node
 	workDir    string // scratch space of the scenarios
@@ -85,6 +86,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	mongo, err := testenv.StartMongo(testenv.MongoOptions{})
 	Expect(err).NotTo(HaveOccurred(), "start FerretDB")
 	DeferCleanup(mongo.Close)
+	mongoURI = mongo.URI()
 	redis, err := testenv.StartRedis()
 	Expect(err).NotTo(HaveOccurred(), "start redis-server")
 	DeferCleanup(redis.Close)

@@ -45,6 +45,9 @@ const bk = await import("backtest-kit");
 const client = await import("@backtest-persistence/backtest-kit");
 const { syntheticExchange } = await import("./lib/market.mjs");
 const { registerStrategy } = await import("./lib/strategy.mjs");
+const { runBacktest } = await import("./lib/backtest.mjs");
+const { runLive } = await import("./lib/live.mjs");
+const { closedSignal } = await import("./lib/outcome.mjs");
 
 const exchangeName = `synthetic-${a.tag}`;
 const strategyName = `momentum-${a.tag}`;
@@ -82,86 +85,43 @@ if (full && !live) {
 
 const market = syntheticExchange(exchangeName);
 bk.addExchangeSchema(market.schema);
-registerStrategy({ strategyName, riskName, live: full });
+registerStrategy(bk, { strategyName, riskName, features: full });
 
 const closed = [];
 const opened = [];
 const errors = [];
-const pick = (e) => ({
-  id: e.signal.id,
-  symbol: e.symbol,
-  position: e.signal.position,
-  priceOpen: e.signal.priceOpen,
-  priceTakeProfit: e.signal.priceTakeProfit,
-  priceStopLoss: e.signal.priceStopLoss,
-  priceClose: e.currentPrice,
-  pnlPercentage: e.pnl.pnlPercentage,
-  closeReason: e.closeReason,
-  closeTimestamp: e.closeTimestamp,
-});
 bk.listenError((e) => errors.push(String(e?.message ?? e)));
 const t0 = performance.now();
 let ticks = 0;
 let missed = 0;
 
 if (!live) {
-  bk.listenSignalBacktestClosed((e) => closed.push(pick(e)));
+  bk.listenSignalBacktestClosed((e) => closed.push(closedSignal(e)));
   bk.listenSignalBacktestOpened((e) => opened.push(e.signal.id));
-  bk.addFrameSchema({ frameName, interval: "1m", startDate: new Date(start), endDate: new Date(start + Number(a.days) * 86400000 - 60000) });
-  const done = new Set();
-  const finished = new Promise((resolve) => {
-    bk.listenDoneBacktest((e) => {
-      done.add(e.symbol);
-      if (done.size === symbols.length) resolve();
-    });
-  });
-  for (const symbol of symbols) bk.Backtest.background(symbol, { strategyName, exchangeName, frameName });
-  await finished;
+  await runBacktest(bk, { symbols, strategyName, exchangeName, frameName, start, days: Number(a.days) });
 } else {
-  bk.listenSignalLiveClosed((e) => closed.push(pick(e)));
+  bk.listenSignalLiveClosed((e) => closed.push(closedSignal(e)));
   bk.listenSignalLiveOpened((e) => opened.push(e.signal.id));
-  const tickDone = new Map(); // minute → symbols ticked
-  let notify = null;
-  bk.listenPerformance((e) => {
-    if (e.metricType !== "live_tick") return;
-    const m = e.when.getTime();
-    const s = tickDone.get(m) ?? new Set();
-    s.add(e.symbol);
-    tickDone.set(m, s);
-    if (notify) notify();
-  });
-  const waitTicks = async (m) => {
-    const deadline = performance.now() + 30000;
-    while ((tickDone.get(m)?.size ?? 0) < symbols.length) {
-      if (performance.now() > deadline) {
-        missed++;
-        return;
-      }
-      await new Promise((r) => {
-        notify = r;
-        realSleep(50).then(r);
-      });
-    }
-    ticks++;
-    tickDone.delete(m);
-  };
-  for (const symbol of symbols) bk.Live.background(symbol, { strategyName, exchangeName });
-  const end = start + minutes * 60000;
   const killAfter = a["kill-after-open"] !== undefined ? Number(a["kill-after-open"]) : null;
   let killAt = null;
-  for (let m = first; m < end; m += 60000) {
-    clock.set(m + 1000);
-    await waitTicks(m);
-    await realSleep(15); // lets the worker return to its minute wait before the clock moves
-    if (killAfter !== null && killAt === null && opened.length > 0) killAt = m + killAfter * 60000;
-    if (killAt !== null && m >= killAt) {
-      // A crash with an open position: flush nothing, tell the test where to resume, wait for SIGKILL.
-      const pending = await bk.Live.getPendingSignal(symbols[0], 0, { strategyName, exchangeName }).catch(() => null);
-      writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed, errors }, null, 1));
-      console.log(`KILL-ME ${m + 60000}`);
-      await new Promise(() => {});
-    }
-  }
+  ({ ticks, missed } = await runLive(bk, {
+    clock,
+    symbols,
+    strategyName,
+    exchangeName,
+    first,
+    end: start + minutes * 60000,
+    afterMinute: async (m) => {
+      if (killAfter !== null && killAt === null && opened.length > 0) killAt = m + killAfter * 60000;
+      if (killAt !== null && m >= killAt) {
+        // A crash with an open position: flush nothing, tell the test where to resume, wait for SIGKILL.
+        const pending = await bk.Live.getPendingSignal(symbols[0], 0, { strategyName, exchangeName }).catch(() => null);
+        writeFileSync(a.out, JSON.stringify({ killedAt: m, resumeAt: m + 60000, pendingSignalId: pending?.id ?? null, opened, closed, errors }, null, 1));
+        console.log(`KILL-ME ${m + 60000}`);
+        await new Promise(() => {});
+      }
+    },
+  }));
 }
 
 // Let fire-and-forget list writes (storage, notifications, logs) finish before reporting.

@@ -1,23 +1,12 @@
 // The strategy of the scenarios: a deterministic momentum rule on the synthetic
 // market. Signal ids are derived from (symbol, time), so two runs produce
-// comparable signal lists. In live mode it also uses the framework features
+// comparable signal lists. With `features` (the live scenarios) it also uses the framework features
 // that persist through the remaining adapters (Cache.file → Measure,
 // Interval.file → Interval, session data → Session, signal state → State,
 // memory → Memory, persisted log → Log).
-import {
-  addStrategySchema,
-  addRiskSchema,
-  getCandles,
-  Cache,
-  Interval,
-  setSessionData,
-  getSessionData,
-  setSignalState,
-  writeMemory,
-  Log,
-} from "backtest-kit";
-
-export function registerStrategy({ strategyName, riskName, live }) {
+// The framework is passed in, so a scenario and its strategy share one backtest-kit.
+export function registerStrategy(bk, { strategyName, riskName, features }) {
+  const { addStrategySchema, addRiskSchema, getCandles, Cache, Interval, setSessionData, getSessionData, setSignalState, writeMemory, Log } = bk;
   addRiskSchema({
     riskName,
     note: "allows everything; exists so positions persist through the Risk adapter",
@@ -38,8 +27,8 @@ export function registerStrategy({ strategyName, riskName, live }) {
     interval: "15m",
     riskName,
     getSignal: async (symbol, when, currentPrice) => {
-      const mean = live ? await sma(symbol, 30) : (await getCandles(symbol, "1m", 30)).reduce((a, c) => a + c.close, 0) / 30;
-      if (live) {
+      const mean = features ? await sma(symbol, 30) : (await getCandles(symbol, "1m", 30)).reduce((a, c) => a + c.close, 0) / 30;
+      if (features) {
         await hourly(symbol);
         const session = (await getSessionData(symbol)) ?? { calls: 0 };
         await setSessionData(symbol, { calls: session.calls + 1, last: when.getTime() });
@@ -62,7 +51,7 @@ export function registerStrategy({ strategyName, riskName, live }) {
         minuteEstimatedTime: 360,
       };
     },
-    callbacks: live
+    callbacks: features
       ? {
           onOpen: async (symbol, data) => {
             await writeMemory({ bucketName: "entries", memoryId: `open-${data.id}`, value: { priceOpen: data.priceOpen }, description: `entry ${symbol} ${data.position}` }).catch((e) => console.error("writeMemory", e.message));

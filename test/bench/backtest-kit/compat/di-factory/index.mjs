@@ -1,0 +1,3 @@
+import cjs from "./index.cjs";
+export const factory = cjs.factory;
+export default { factory };
