@@ -34,12 +34,11 @@ var (
 	kubectlBin string
 	kubeconfig string
 	gatewayURL string
-	mongoURI   string // the suite's FerretDB
+	mongoURI   string // the suite's FerretDB, for specs that prepare data behind the gateway
 	token      string
 	nodeDir    string // test/e2e/node
 	workDir    string // scratch space of the scenarios
 	manager    *managerProcess
-	mongoURI   string // the suite's MongoDB (FerretDB), for specs that prepare data behind the gateway
 )
 
 func TestE2E(t *testing.T) {
@@ -102,7 +101,6 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	DeferCleanup(manager.stop)
 
 	By("creating the tenant: Secrets, BacktestPersistence, worker ServiceAccount and RoleBinding")
-	mongoURI = mongo.URI()
 	kubectlApply(ctx, tenantManifests(mongo.URI(), redis.URL()))
 	kubectl(ctx, "-n", tenantNamespace, "wait", "--for=condition=Ready", "--timeout=120s", "backtestpersistence/"+tenantName)
 
