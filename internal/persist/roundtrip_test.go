@@ -89,7 +89,7 @@ func TestRoundTrips(t *testing.T) {
 		if c.Mongo != 0 || c.Redis != 1 {
 			t.Fatalf("rewrite of held candles cost %d MongoDB (%v) + %d Redis, want 0 + 1 (mark)", c.Mongo, c.MongoByCmd, c.Redis)
 		}
-		next := Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(append(cs[996:], candles(candleBase+1000*60_000)[0]))}
+		next := Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(append(cs[996:], candles(candleBase + 1000*60_000)[0]))}
 		c = f.counted(func() { f.do(next) })
 		if c.Mongo != 1 || c.Redis != 2 {
 			t.Fatalf("sliding write (4 held, 1 new) cost %d MongoDB (%v) + %d Redis, want 1 insert + 2", c.Mongo, c.MongoByCmd, c.Redis)
