@@ -108,6 +108,15 @@ func (cd candle) appendMember(dst []byte) []byte {
 	return dst
 }
 
+// document is the candle's MongoDB document under the series filter.
+func (cd candle) document(filter bson.D, stamp time.Time) bson.D {
+	d := append(append(make(bson.D, 0, 12), filter...), bson.E{Key: candleTimestampField, Value: cd.timestamp})
+	for j, f := range candleFields {
+		d = append(d, bson.E{Key: f, Value: cd.values[j]})
+	}
+	return append(d, bson.E{Key: fieldCreateDate, Value: stamp}, bson.E{Key: fieldUpdateDate, Value: stamp})
+}
+
 // memberFromDoc renders a stored candle as its member; ok is false for a candle
 // without a numeric timestamp or with a field that is not a number (corrupt).
 func memberFromDoc(d bsoncore.Document) (ts int64, member []byte, ok bool) {
@@ -352,12 +361,7 @@ func (s *Store) insertCandles(ctx context.Context, c *call, closed []candle, sto
 		if stored[i] != nil {
 			continue
 		}
-		d := append(append(make(bson.D, 0, 12), c.mongoFilter()...), bson.E{Key: candleTimestampField, Value: cd.timestamp})
-		for j, f := range candleFields {
-			d = append(d, bson.E{Key: f, Value: cd.values[j]})
-		}
-		d = append(d, bson.E{Key: fieldCreateDate, Value: stamp}, bson.E{Key: fieldUpdateDate, Value: stamp})
-		docs = append(docs, d)
+		docs = append(docs, cd.document(c.mongoFilter(), stamp))
 		at = append(at, i)
 	}
 	if len(docs) == 0 {
