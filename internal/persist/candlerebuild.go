@@ -2,7 +2,6 @@ package persist
 
 import (
 	"context"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -20,9 +19,11 @@ import (
 // series unknown while all run simply goes to MongoDB (and asks again next time).
 const seriesRebuilders = 2
 
-// seriesRebuildTimeout bounds one rebuild; the lease lets another replica take over
-// a rebuild that stopped renewing it.
-const seriesRebuildTimeout = 10 * time.Minute
+// seriesStepTimeout bounds each step of a rebuild (the query, each batch the cursor
+// fetches, each script), not the rebuild as a whole: a long series on a slow server
+// takes as long as it takes, and a step that stalls ends the rebuild, whose lease then
+// lets another replica (or a later read) start again.
+const seriesStepTimeout = seriesLease / 2
 
 // rebuildSeries starts a rebuild of a series in the background, unless this store
 // is rebuilding it already, runs seriesRebuilders rebuilds, or is closed.
@@ -52,11 +53,9 @@ func (s *Store) rebuildSeries(parts []any, step int64) {
 	go func() {
 		defer s.wg.Done()
 		defer release()
-		ctx, cancel := context.WithTimeout(s.background, seriesRebuildTimeout)
-		defer cancel()
 		// A failed rebuild (MongoDB or Redis trouble, Close) leaves the series unknown
 		// or half built: reads keep using MongoDB, and a read after the lease asks again.
-		_ = s.rebuild(ctx, parts, step)
+		_ = s.rebuild(s.background, parts, step)
 	}()
 }
 
@@ -75,12 +74,14 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 	for i, f := range spec.Key {
 		filter = append(filter, bson.E{Key: f.Doc, Value: parts[i]})
 	}
-	cur, err := s.opts.Database.Collection(spec.Collection).Find(ctx, filter,
+	qctx, cancel := context.WithTimeout(ctx, seriesStepTimeout)
+	cur, err := s.opts.Database.Collection(spec.Collection).Find(qctx, filter,
 		options.Find().SetProjection(candleProjection()).SetBatchSize(seriesLoadBatch))
+	cancel()
 	if err != nil {
 		return err
 	}
-	defer cur.Close(ctx)
+	defer cur.Close(context.WithoutCancel(ctx))
 	pairs := make([]any, 0, 2*seriesLoadBatch)
 	flush := func() (bool, error) {
 		if len(pairs) == 0 {
@@ -90,7 +91,14 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 		pairs = pairs[:0]
 		return ok, err
 	}
-	for cur.Next(ctx) {
+	for {
+		// each batch the cursor fetches gets its own deadline
+		nctx, cancel := context.WithTimeout(ctx, seriesStepTimeout)
+		more := cur.Next(nctx)
+		cancel()
+		if !more {
+			break
+		}
 		ts, member, ok := memberFromDoc(bsoncore.Document(cur.Current))
 		if !ok || ts%step != 0 {
 			continue // corrupt or unaligned: never part of a window the cache answers
