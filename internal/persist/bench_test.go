@@ -134,6 +134,7 @@ func benchCandles(b *testing.B, limit int64, cache bool) {
 	read := Request{Kind: KindCandle, Op: OpRead, Key: key, Since: candleBase, Limit: limit}
 	var raw func()
 	if cache {
+		waitKnown(b, f, key)
 		k := f.opts.KeyPrefix + "rawwindow"
 		if err := f.rclient.Set(ctx, k, []byte(mustJSON(cs)), 0).Err(); err != nil {
 			b.Fatal(err)
