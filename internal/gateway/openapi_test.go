@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,37 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		if !strings.Contains(kinds.Components.Schemas.Key.Description, k) {
 			t.Errorf("Key description does not name %s", k)
+		}
+	}
+	// A candle write's result is documented with the fields a read returns.
+	var ops struct {
+		Paths map[string]struct {
+			Post struct {
+				Responses map[string]struct {
+					Content map[string]struct {
+						Examples map[string]struct {
+							Value struct {
+								Value json.RawMessage `json:"value"`
+							} `json:"value"`
+						} `json:"examples"`
+					} `json:"content"`
+				} `json:"responses"`
+			} `json:"post"`
+		} `json:"paths"`
+	}
+	if err := yaml.Unmarshal(OpenAPI, &ops); err != nil {
+		t.Fatal(err)
+	}
+	ex := ops.Paths["/v1/namespaces/{namespace}/persistences/{name}/ops"].Post.Responses["200"].Content["application/json"].Examples["candleWrite"]
+	var written []map[string]any
+	if err := json.Unmarshal(ex.Value.Value, &written); err != nil || len(written) == 0 {
+		t.Errorf("the ops response has no candleWrite example with an array value: %v", err)
+	}
+	for _, c := range written {
+		for _, f := range []string{"timestamp", "open", "high", "low", "close", "volume"} {
+			if _, ok := c[f]; !ok || len(c) != 6 {
+				t.Errorf("candleWrite example candle %v: want exactly timestamp, open, high, low, close, volume", c)
+			}
 		}
 	}
 	// Every field the decoder accepts is documented.

@@ -32,23 +32,27 @@ func benchDo(b *testing.B, s *Store, req Request) {
 }
 
 // paired runs raw and store b.N times each, interleaved, and reports both and the ratio.
-func paired(b *testing.B, raw, store func()) {
-	raw()
-	store()
-	var rawD, storeD time.Duration
+func paired(b *testing.B, raw, store func()) { pairedAs(b, "raw", raw, "store", store) }
+
+// pairedAs runs base and other b.N times each, interleaved, and reports both as
+// <name>-ns/op and the ratio other/base.
+func pairedAs(b *testing.B, baseName string, base func(), otherName string, other func()) {
+	base()
+	other()
+	var baseD, otherD time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		raw()
+		base()
 		t1 := time.Now()
-		store()
-		storeD += time.Since(t1)
-		rawD += t1.Sub(t0)
+		other()
+		otherD += time.Since(t1)
+		baseD += t1.Sub(t0)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rawD.Nanoseconds())/float64(b.N), "raw-ns/op")
-	b.ReportMetric(float64(storeD.Nanoseconds())/float64(b.N), "store-ns/op")
-	b.ReportMetric(float64(storeD)/float64(rawD), "ratio")
+	b.ReportMetric(float64(baseD.Nanoseconds())/float64(b.N), baseName+"-ns/op")
+	b.ReportMetric(float64(otherD.Nanoseconds())/float64(b.N), otherName+"-ns/op")
+	b.ReportMetric(float64(otherD)/float64(baseD), "ratio")
 }
 
 var (
@@ -130,6 +134,7 @@ func benchCandles(b *testing.B, limit int64, cache bool) {
 	read := Request{Kind: KindCandle, Op: OpRead, Key: key, Since: candleBase, Limit: limit}
 	var raw func()
 	if cache {
+		waitKnown(b, f, key)
 		k := f.opts.KeyPrefix + "rawwindow"
 		if err := f.rclient.Set(ctx, k, []byte(mustJSON(cs)), 0).Err(); err != nil {
 			b.Fatal(err)

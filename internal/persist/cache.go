@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -221,46 +220,6 @@ func parseEntry(raw string) (entry, string, bool) {
 	return entry{version: v, flag: raw[j+1], json: []byte(raw[j+2:])}, raw[i+1 : j], true
 }
 
-// getWindow fetches a cached candle window (immutable, so no version; the epoch still applies).
-func (c *cache) getWindow(ctx context.Context, key string) (json []byte, epoch string, hit bool, err error) {
-	vals, err := c.mget(ctx, c.keys.epoch(), key)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("redis mget: %w", err)
-	}
-	epoch, _ = vals[0].(string)
-	raw, _ := vals[1].(string)
-	if !c.ours(epoch) {
-		return nil, "", false, nil
-	}
-	if raw == "" {
-		return nil, epoch, false, nil
-	}
-	e, ep, ok := parseEntry(raw)
-	if !ok || ep != epoch || e.flag != flagPresent {
-		return nil, epoch, false, nil
-	}
-	return e.json, epoch, true, nil
-}
-
-// putWindow caches a complete candle window under the epoch the read saw.
-func (c *cache) putWindow(ctx context.Context, key, epoch string, json []byte) error {
-	if epoch == "" {
-		return nil // no epoch of this store yet: writes, start and recovery create one
-	}
-	ctx, cancel := c.opCtx(ctx)
-	defer cancel()
-	var b bytes.Buffer
-	b.Grow(len(json) + 24)
-	b.WriteString("0|")
-	b.WriteString(epoch)
-	b.WriteString("|p")
-	b.Write(json)
-	if err := c.rdb.Set(ctx, key, b.Bytes(), c.ttl).Err(); err != nil {
-		return fmt.Errorf("redis set window: %w", err)
-	}
-	return nil
-}
-
 // start prepares the cache at Init: loads the scripts, rotates the epoch (the cache
 // may have been off, fronted another database, or a process may have died between a
 // commit and its update) and learns the run id and the replicas. A failure only marks
@@ -321,7 +280,7 @@ func (c *cache) rotate(ctx context.Context) error {
 		return err
 	}
 	c.replicas.Store(int32(srv.replicas))
-	for _, s := range []*redis.Script{markScript, updateScript, fillScript} {
+	for _, s := range append([]*redis.Script{markScript, updateScript, fillScript}, seriesScripts...) {
 		if err := s.Load(ctx, c.rdb).Err(); err != nil {
 			return fmt.Errorf("redis script load: %w", err)
 		}

@@ -260,7 +260,8 @@ func contractCandles(t *testing.T, f *fixture) {
 		ts = append(ts, candleBase+i*m)
 	}
 	all := candles(ts...)
-	f.do(Request{Kind: KindCandle, Op: OpWrite, Key: key, Value: mustJSON(all)})
+	assertJSON(t, "write result: the closed candles", f.do(Request{Kind: KindCandle, Op: OpWrite, Key: key, Value: mustJSON(all)}).Value,
+		string(mustJSON(all[:100])))
 	assertJSON(t, "window of 5", window(candleBase, 5), string(mustJSON(all[:5])))
 	assertJSON(t, "window of 5 again", window(candleBase, 5), string(mustJSON(all[:5])))
 	assertJSON(t, "window of 100", window(candleBase, 100), string(mustJSON(all[:100])))
@@ -269,7 +270,8 @@ func contractCandles(t *testing.T, f *fixture) {
 	// first write wins
 	changed := candles(candleBase)
 	changed[0]["open"] = 1
-	f.do(Request{Kind: KindCandle, Op: OpWrite, Key: key, Value: mustJSON(changed)})
+	assertJSON(t, "rewrite result: the stored candle", f.do(Request{Kind: KindCandle, Op: OpWrite, Key: key, Value: mustJSON(changed)}).Value,
+		string(mustJSON(all[:1])))
 	assertJSON(t, "after rewrite", window(candleBase, 1), string(mustJSON(all[:1])))
 	// a gap makes the window a miss
 	gapKey := keyOf("exchangeName", "binance", "symbol", "ETH/USDT", "interval", "1m")

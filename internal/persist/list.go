@@ -236,14 +236,32 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 // insertIgnoringDuplicates inserts docs with unordered insertMany calls; a
 // duplicate-key error means "already stored" (insert-only kinds) and is not an error.
 func (s *Store) insertIgnoringDuplicates(ctx context.Context, c *call, coll *mongo.Collection, docs []any) error {
+	_, err := s.insertReportingDuplicates(ctx, c, coll, docs)
+	return err
+}
+
+// insertReportingDuplicates is insertIgnoringDuplicates that also says which
+// documents were already stored.
+func (s *Store) insertReportingDuplicates(ctx context.Context, c *call, coll *mongo.Collection, docs []any) ([]bool, error) {
+	dup := make([]bool, len(docs))
 	for start := 0; start < len(docs); start += insertChunk {
 		chunk := docs[start:min(start+insertChunk, len(docs))]
 		_, err := coll.InsertMany(ctx, chunk, options.InsertMany().SetOrdered(false))
-		if err != nil && !onlyDuplicates(err) {
-			return wrapMongo(c, "insert", err)
+		if err == nil {
+			continue
+		}
+		if !onlyDuplicates(err) {
+			return nil, wrapMongo(c, "insert", err)
+		}
+		var bwe mongo.BulkWriteException
+		errors.As(err, &bwe)
+		for _, we := range bwe.WriteErrors {
+			if we.Index >= 0 && we.Index < len(chunk) {
+				dup[start+we.Index] = true
+			}
 		}
 	}
-	return nil
+	return dup, nil
 }
 
 // onlyDuplicates reports whether every write error of a bulk insert is a duplicate key.

@@ -11,7 +11,8 @@ import (
 //	P{T}:e                               the cache epoch (see cache.go)
 //	P{T}:r:<kind>:<part>:<part>...       one record (value, version, epoch)
 //	P{T}:h:<kind>:<part>...              content hashes of a list's items (Redis hash)
-//	P{T}:c:<exchange>:<symbol>:<interval>:<since>:<limit>   one complete candle window
+//	P{T}:cz:<exchange>:<symbol>:<interval>   a candle series: sorted set, score = open time
+//	P{T}:cv:<exchange>:<symbol>:<interval>   its coverage and state (candleseries.go)
 //
 // Parts are escaped ("%" → "%25", ":" → "%3A"), so a part never contains the
 // separator and distinct keys never share a Redis key. Booleans are "1"/"0"; each
@@ -54,19 +55,23 @@ func (k redisKeys) ofKind(tag string, kind Kind, parts []any) string {
 	return b.String()
 }
 
-// candleWindow is the key of one complete candle window.
-func (k redisKeys) candleWindow(parts []any, since, limit int64) string {
+// candleSeries returns the keys of a candle series: its sorted set of candles and
+// its coverage. Both carry the tenant's hash tag, so one script can use both (and
+// the epoch) on Redis Cluster.
+func (k redisKeys) candleSeries(parts []any) (candles, coverage string) {
+	return k.ofParts("cz", parts), k.ofParts("cv", parts)
+}
+
+// ofParts builds P{T}:<tag>:<part>:<part>...
+func (k redisKeys) ofParts(tag string, parts []any) string {
 	var b strings.Builder
+	b.Grow(len(k.base) + 40)
 	b.WriteString(k.base)
-	b.WriteString("c")
+	b.WriteString(tag)
 	for _, p := range parts {
 		b.WriteByte(':')
 		writeKeyPart(&b, p)
 	}
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(since, 10))
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(limit, 10))
 	return b.String()
 }
 

@@ -55,24 +55,53 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatalf("absent cached read cost %d MongoDB + %d Redis", c.Mongo, c.Redis)
 		}
 	})
-	t.Run("candle window of 1000 = 1 MongoDB on a miss, 1 Redis on a hit", func(t *testing.T) {
+	t.Run("candle series: write, miss, rebuild, hit, miss past coverage", func(t *testing.T) {
 		ck := keyOf("exchangeName", "binance", "symbol", "BTCUSDT", "interval", "1m")
 		var cs []map[string]any
 		for i := int64(0); i < 1000; i++ {
 			cs = append(cs, candles(candleBase + i*60_000)[0])
 		}
-		w := f.counted(func() { f.do(Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(cs)}) })
-		if w.Mongo > 2 || w.Redis != 0 {
-			t.Fatalf("write of 1000 candles cost %d MongoDB + %d Redis", w.Mongo, w.Redis)
+		write := Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(cs)}
+		w := f.counted(func() { f.do(write) })
+		if w.Mongo != 2 || w.Redis != 2 {
+			t.Fatalf("write of 1000 candles cost %d MongoDB (%v) + %d Redis, want 2 inserts + 2 (mark, update)", w.Mongo, w.MongoByCmd, w.Redis)
 		}
 		win := Request{Kind: KindCandle, Op: OpRead, Key: ck, Since: candleBase, Limit: 1000}
+		rebuilt := f.store.seriesRebuilds.Load()
+		hold := make(chan struct{})
+		f.store.beforeRebuild = func() { <-hold }
 		c := f.counted(func() { assertJSON(t, "window", f.do(win).Value, string(mustJSON(cs))) })
-		if c.Mongo != 1 {
-			t.Fatalf("window miss cost %d MongoDB (%v), want 1", c.Mongo, c.MongoByCmd)
+		close(hold)
+		if c.Mongo != 1 || c.Redis != 1 {
+			t.Fatalf("window of an unknown series cost %d MongoDB (%v) + %d Redis, want 1 + 1 (and a rebuild)", c.Mongo, c.MongoByCmd, c.Redis)
 		}
+		eventually(t, "the series is rebuilt", 20*time.Second, func() bool { return f.store.seriesRebuilds.Load() > rebuilt })
 		c = f.counted(func() { assertJSON(t, "window", f.do(win).Value, string(mustJSON(cs))) })
 		if c.Mongo != 0 || c.Redis != 1 {
-			t.Fatalf("window hit cost %d MongoDB + %d Redis", c.Mongo, c.Redis)
+			t.Fatalf("window hit cost %d MongoDB + %d Redis, want 0 + 1", c.Mongo, c.Redis)
+		}
+		past := Request{Kind: KindCandle, Op: OpRead, Key: ck, Since: candleBase + 998*60_000, Limit: 5}
+		c = f.counted(func() { assertJSON(t, "window past the coverage", f.do(past).Value, "null") })
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("window past the coverage cost %d MongoDB (%v) + %d Redis, want 0 + 1", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+		c = f.counted(func() { assertJSON(t, "rewrite", f.do(write).Value, string(mustJSON(cs))) })
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("rewrite of held candles cost %d MongoDB (%v) + %d Redis, want 0 + 1 (mark)", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+		next := Request{Kind: KindCandle, Op: OpWrite, Key: ck, Value: mustJSON(append(cs[996:], candles(candleBase + 1000*60_000)[0]))}
+		c = f.counted(func() { f.do(next) })
+		if c.Mongo != 1 || c.Redis != 2 {
+			t.Fatalf("sliding write (4 held, 1 new) cost %d MongoDB (%v) + %d Redis, want 1 insert + 2", c.Mongo, c.MongoByCmd, c.Redis)
+		}
+		slid := Request{Kind: KindCandle, Op: OpRead, Key: ck, Since: candleBase + 996*60_000, Limit: 5}
+		c = f.counted(func() {
+			if got := f.do(slid).Value; jsonEqual(got, []byte("null")) {
+				t.Fatal("window of the sliding write is a miss")
+			}
+		})
+		if c.Mongo != 0 || c.Redis != 1 {
+			t.Fatalf("window of the sliding write cost %d MongoDB + %d Redis, want 0 + 1", c.Mongo, c.Redis)
 		}
 	})
 	t.Run("list write of 500 unchanged items = 0 MongoDB writes", func(t *testing.T) {

@@ -34,6 +34,17 @@ type Store struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
+	// background is cancelled by Close; rebuilds of candle series run under it.
+	background context.Context
+	stopBG     context.CancelFunc
+	// rebuilding holds the candle series this store is rebuilding; rebuildSlots bounds them.
+	rebuilding   sync.Map
+	rebuildSlots chan struct{}
+	// seriesRebuilds counts completed series rebuilds (observable in tests).
+	seriesRebuilds atomic.Int64
+
+	// beforeRebuild, when set (tests only), runs before a series rebuild claims the series.
+	beforeRebuild func()
 	// afterLoad, when set (tests only), runs between a read's MongoDB load and its cache fill.
 	afterLoad func(key string)
 }
@@ -51,7 +62,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
-		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{}}
+		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{},
+		rebuildSlots: make(chan struct{}, seriesRebuilders)}
+	s.background, s.stopBG = context.WithCancel(context.Background())
 	if opts.Kinds == nil {
 		for _, k := range Kinds {
 			s.served[k.Kind] = true
@@ -146,6 +159,7 @@ func (s *Store) Close() {
 	}
 	s.closed = true
 	close(s.stop)
+	s.stopBG()
 	s.initMu.Unlock()
 	s.wg.Wait()
 	if s.cache != nil {
@@ -222,7 +236,8 @@ func (s *Store) dispatch(ctx context.Context, c *call) (Result, bool, error) {
 		if c.req.Op == OpRead {
 			return s.readCandles(ctx, c)
 		}
-		return Result{}, false, s.writeCandles(ctx, c)
+		res, err := s.writeCandles(ctx, c)
+		return res, false, err
 	case ShapeList:
 		if c.req.Op == OpRead {
 			res, err := s.readList(ctx, c)

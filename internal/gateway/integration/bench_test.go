@@ -200,3 +200,69 @@ func BenchmarkGateway(b *testing.B) {
 		}))
 	})
 }
+
+// BenchmarkGatewayRatios states the gateway's targets as ratios to the no-op server
+// measured in the same run: cached reads at least 0.6x its throughput, p99 at most
+// 1.5x its p99, gateway CPU per read at most 2x its CPU per request. Each of three
+// rounds runs the no-op server, the gateway over plain HTTP and over TLS, b.N
+// requests each, back to back, so drift of the shared machine hits all alike; the
+// ratios compare sums (throughput, CPU) and medians (p99) over the rounds.
+func BenchmarkGatewayRatios(b *testing.B) {
+	prepare(b)
+	want := `{"value":{"price":50000.5,"symbol":"BTC/USDT","open":true}}`
+	bodies := make([]string, loadClients)
+	for w := range bodies {
+		bodies[w] = `{"kind":"state","op":"read","key":` + benchKey(w) + `}`
+	}
+	a := suite.a
+	u := map[string]string{"noop": noopServer(b, []byte(want)), "plain": plainServer(b), "tls": suite.gws[0].url}
+	type sums struct {
+		elapsed time.Duration
+		cpu     time.Duration
+		reqs    int
+		p99     []time.Duration
+	}
+	got := map[string]*sums{"noop": {}, "plain": {}, "tls": {}}
+	for round := 0; round < 3; round++ {
+		for _, name := range []string{"noop", "plain", "tls"} {
+			pu, err := url.Parse(u[name])
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := loadgen.RunProcess(loadgen.Config{
+				Addr: pu.Host, TLS: pu.Scheme == "https", CAPEM: suite.certPEM,
+				Path: opsPath(a.ns, a.name), Token: suite.tokens["a-writer"], Bodies: bodies, Want: want,
+				Workers: loadClients, Requests: b.N, Warmup: 20,
+				Watch: map[string]int{"server": os.Getpid()},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := got[name]
+			s.elapsed += res.Elapsed
+			s.cpu += res.CPU["server"]
+			s.reqs += res.Requests
+			s.p99 = append(s.p99, res.P99)
+		}
+	}
+	rps := func(s *sums) float64 { return float64(s.reqs) / s.elapsed.Seconds() }
+	cpu := func(s *sums) float64 { return float64(s.cpu.Nanoseconds()) / 1e3 / float64(s.reqs) }
+	p99 := func(s *sums) float64 {
+		slices.Sort(s.p99)
+		return float64(s.p99[len(s.p99)/2].Microseconds())
+	}
+	noop := got["noop"]
+	b.ReportMetric(rps(noop), "noop-req/s")
+	b.ReportMetric(p99(noop), "noop-p99-µs")
+	b.ReportMetric(cpu(noop), "noop-cpu-µs/req")
+	for _, name := range []string{"plain", "tls"} {
+		s := got[name]
+		b.ReportMetric(rps(s), name+"-req/s")
+		b.ReportMetric(p99(s), name+"-p99-µs")
+		b.ReportMetric(cpu(s), name+"-cpu-µs/req")
+		b.ReportMetric(rps(s)/rps(noop), name+"-throughput-ratio")
+		b.ReportMetric(p99(s)/p99(noop), name+"-p99-ratio")
+		b.ReportMetric(cpu(s)/cpu(noop), name+"-cpu-ratio")
+	}
+	b.ReportMetric(0, "ns/op")
+}

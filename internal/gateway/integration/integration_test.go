@@ -190,6 +190,35 @@ func TestTwoReplicasReadYourWrites(t *testing.T) {
 	})
 }
 
+// TestCandleWriteReturnsStoredCandles: a candle write answers the candles it stored
+// (first written wins, ascending), and the other replica reads exactly those.
+func TestCandleWriteReturnsStoredCandles(t *testing.T) {
+	a := suite.a
+	tok := suite.tokens["a-writer"]
+	key := `{"exchangeName":"gw","symbol":"BTC/USDT","interval":"1m"}`
+	c := func(ts int64, open string) string {
+		return fmt.Sprintf(`{"timestamp":%d,"open":%s,"high":2,"low":0.5,"close":1.5,"volume":10}`, ts, open)
+	}
+	const base, m = int64(1767225600000), int64(60_000)
+	status, body := post(suite.gws[0], tok, opsPath(a.ns, a.name), `{"kind":"candle","op":"write","key":`+key+`,"value":[`+c(base+m, "1")+`]}`)
+	if want := `{"value":[` + c(base+m, "1") + `]}`; status != 200 || string(body) != want {
+		t.Fatalf("first write: %d %s, want %s", status, body, want)
+	}
+	forming := c(time.Now().UnixMilli()/m*m, "9")
+	status, body = post(suite.gws[1], tok, opsPath(a.ns, a.name),
+		`{"kind":"candle","op":"write","key":`+key+`,"value":[`+forming+`,`+c(base+m, "7")+`,`+c(base, "3.25")+`]}`)
+	stored := c(base, "3.25") + `,` + c(base+m, "1")
+	if want := `{"value":[` + stored + `]}`; status != 200 || string(body) != want {
+		t.Fatalf("second write: %d %s, want %s", status, body, want)
+	}
+	for _, g := range suite.gws {
+		status, body = post(g, tok, opsPath(a.ns, a.name), `{"kind":"candle","op":"read","key":`+key+`,"limit":2,"since":`+fmt.Sprint(base)+`,"until":`+fmt.Sprint(base+2*m)+`}`)
+		if want := `{"value":[` + stored + `]}`; status != 200 || string(body) != want {
+			t.Fatalf("read via %s: %d %s, want %s", g.url, status, body, want)
+		}
+	}
+}
+
 // TestBadInput: each malformed request gets its 4xx JSON error and nothing is written.
 func TestBadInput(t *testing.T) {
 	a, g := suite.a, suite.gws[1]
