@@ -26,7 +26,7 @@ export async function useBackend(name, bk, client) {
   }
 }
 
-// @backtest-kit/mongo's install() registers its 16 classes; each is wrapped on the way
+// @backtest-kit/mongo's install() registers its 16 classes (19.5.0); each is wrapped on the way
 // in. Its Redis keys have no prefix, so it gets its own Redis database (0, flushed
 // here) and each run its own MongoDB database (named by the driver); the connection
 // and mongoose's indexes are ready before anything is timed.
@@ -37,6 +37,7 @@ async function useMongo(bk, client) {
   const restore = [];
   for (const [kind, Name] of client.KINDS) {
     const utils = bk[`Persist${Name}Adapter`];
+    if (!utils) continue; // a kind of a later backtest-kit (Dictionary on 19.x)
     const key = `usePersist${Name}Adapter`;
     const own = Object.prototype.hasOwnProperty.call(utils, key);
     const original = utils[key];
