@@ -19,6 +19,7 @@ type Store struct {
 	keys   redisKeys
 	cache  *cache // nil when the cache is off
 	locks  keyLocks
+	heads  headState
 
 	// noFAMProjection is set once the server refused a projection on findAndModify.
 	noFAMProjection atomic.Bool
@@ -51,7 +52,17 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
-		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{}}
+		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{},
+		heads: headState{indexed: map[Kind]bool{}, rebuilds: map[string]*rebuildCall{}}}
+	for k, w := range opts.ListWindows {
+		spec, ok := Lookup(k)
+		if !ok || spec.Head == nil {
+			return nil, invalidf("persist.Open: %q is not a list kind", k)
+		}
+		if w < spec.Head.Window {
+			return nil, invalidf("persist.Open: the %s window must be at least %d, got %d", k, spec.Head.Window, w)
+		}
+	}
 	if opts.Kinds == nil {
 		for _, k := range Kinds {
 			s.served[k.Kind] = true
