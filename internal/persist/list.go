@@ -161,8 +161,8 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 }
 
 // commitList writes the new and changed items into the item collection, then into
-// the list's head, then trims the head. A failed trim leaves a larger head, which
-// reads cut to the window, so it does not fail the write.
+// the list's head, and now and then trims the head. A failed trim leaves a larger
+// head, which reads cut to the window, so it does not fail the write.
 func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error {
 	if len(todo) == 0 {
 		return nil
@@ -176,7 +176,9 @@ func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error 
 	if err := s.headPut(ctx, c, todo); err != nil {
 		return err
 	}
-	_ = s.headTrim(ctx, c)
+	if s.heads.grew(s.headKey(c), len(todo), s.Window(c.spec.Kind)) {
+		_ = s.headTrim(ctx, c)
+	}
 	return nil
 }
 

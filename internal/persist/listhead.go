@@ -37,7 +37,9 @@ import (
 //     in between is not acknowledged, and the items it did not put are not skipped
 //     by the next write of the list (below), which backtest-kit always sends again;
 //   - the head only loses items by trimming: those below the Window-th highest
-//     sortKey of the head itself, which have at least Window items above them;
+//     sortKey of the head itself, which have at least Window items above them
+//     (a process trims a head once per Window items it put into it, and reads cut
+//     the head to the window, so a head holds a few windows at most);
 //   - a head without a meta document (an adopted @backtest-kit/mongo database, a
 //     window raised) is rebuilt from the item collection, once, before it is read:
 //     the Window highest items are added with $setOnInsert, so a copy a writer put
@@ -81,6 +83,27 @@ type headState struct {
 	mu       sync.Mutex
 	indexed  map[Kind]bool
 	rebuilds map[string]*rebuildCall
+	// grown counts the items this process put into each head since it last trimmed
+	// it: a head is trimmed once per window of new items, not on every write, so it
+	// holds at most about one window per writing process beyond the window.
+	grown map[string]int
+}
+
+// grew adds n put items to a head's count and reports whether it is time to trim.
+func (h *headState) grew(key string, n, window int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.grown[key] += n
+	if h.grown[key] < window {
+		return false
+	}
+	delete(h.grown, key)
+	return true
+}
+
+// headKey names a list context in the store's per-process maps.
+func (s *Store) headKey(c *call) string {
+	return string(c.spec.Kind) + "\x00" + s.keys.record(c.spec.Kind, c.parts)
 }
 
 type rebuildCall struct {
@@ -380,7 +403,7 @@ func (s *Store) awaitRebuild(ctx context.Context, c *call) error {
 }
 
 func (s *Store) startRebuild(c *call) (*rebuildCall, error) {
-	key := string(c.spec.Kind) + "\x00" + s.keys.record(c.spec.Kind, c.parts)
+	key := s.headKey(c)
 	s.initMu.Lock()
 	defer s.initMu.Unlock()
 	if s.closed {

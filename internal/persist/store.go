@@ -53,7 +53,7 @@ func Open(opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
 		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{},
-		heads: headState{indexed: map[Kind]bool{}, rebuilds: map[string]*rebuildCall{}}}
+		heads: headState{indexed: map[Kind]bool{}, rebuilds: map[string]*rebuildCall{}, grown: map[string]int{}}}
 	for k, w := range opts.ListWindows {
 		spec, ok := Lookup(k)
 		if !ok || spec.Head == nil {
