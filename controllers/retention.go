@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/backtestpersistence/operator/api/v1"
 	"github.com/backtestpersistence/operator/internal/infra"
@@ -45,6 +46,16 @@ func (r *BacktestPersistenceReconciler) reconcileRetention(ctx context.Context, 
 	}
 	if len(policies) == 0 || st.mongo == nil || !st.databaseOwned || !meta.IsStatusConditionTrue(obj.Status.Conditions, v1.ConditionIndexesReady) {
 		return ctrl.Result{}, nil
+	}
+	// The counts in status.retention add up across runs: a run working from a stale
+	// copy of the object would have its status patch refused and its counts lost, so
+	// it does not prune; the reconcile of the current version follows at once.
+	latest := &v1.BacktestPersistence{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), latest); err != nil {
+		return ctrl.Result{}, err
+	}
+	if latest.ResourceVersion != obj.ResourceVersion {
+		return ctrl.Result{RequeueAfter: staleRequeue}, nil
 	}
 	var rdb redis.UniversalClient
 	if obj.Spec.Cache.Enabled == nil || *obj.Spec.Cache.Enabled {

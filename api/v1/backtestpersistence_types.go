@@ -90,8 +90,8 @@ type CacheSpec struct {
 // (the list's window of highest priority or newest createdAt) are never pruned.
 // +kubebuilder:validation:XValidation:rule="has(self.maxItems) || has(self.maxAge)",message="retention needs maxItems or maxAge"
 type RetentionSpec struct {
-	// MaxItems keeps at most that many items per list (the most recently written,
-	// and always the window); at least the list's window.
+	// MaxItems keeps at most that many items per list: the window, and the most
+	// recently written of the others. At least the list's window.
 	// +optional
 	// +kubebuilder:validation:Minimum=50
 	MaxItems *int64 `json:"maxItems,omitempty"`

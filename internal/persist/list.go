@@ -102,7 +102,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	}
 	stored := st.hashes
 	if !st.known {
-		if stored, err = s.headHashes(ctx, c, ids); err != nil {
+		if stored, err = s.knownHashes(ctx, c, ids); err != nil {
 			return err
 		}
 	}
@@ -158,6 +158,27 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		s.cache.markSuspect(err) // acknowledged: the changed items' fields are absent
 	}
 	return nil
+}
+
+// storedHashes asks MongoDB for the content hashes of the given ids.
+func (s *Store) storedHashes(ctx context.Context, c *call, ids []string) (map[string]string, error) {
+	idField := c.spec.ItemField.Doc
+	in := make(bson.A, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: in}}})
+	docs, err := s.findAll(ctx, c, filter, bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]string, len(docs))
+	for _, d := range docs {
+		id, _ := d.Lookup(idField).StringValueOK()
+		h, _ := d.Lookup(fieldHash).StringValueOK()
+		stored[id] = h
+	}
+	return stored, nil
 }
 
 // commitList writes the new and changed items into the item collection, then into

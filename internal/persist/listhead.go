@@ -47,10 +47,11 @@ import (
 //
 // Which items a write may skip as unchanged is learned from the list hash in Redis
 // (listhash.go, filled only after both steps succeeded) or, when that is not known,
-// from the head: an item is skipped only when its head copy has the same content
+// from a built head: an item is skipped only when its head copy has the same content
 // hash. An item outside the head is written again (an idempotent upsert; a duplicate
 // for insert-only Log), which costs little and never asks the item collection, whose
-// $in queries scan the whole history on FerretDB.
+// $in queries scan the whole history on FerretDB. Before the head is built, the item
+// collection is asked, as the rebuild will copy the window from it.
 
 // fieldSortKey is the head document's copy of the item's sort field.
 const fieldSortKey = "sortKey"
@@ -202,27 +203,39 @@ func headFields(spec *KindSpec, payload bsoncore.Value, encoding int, hash strin
 	return d
 }
 
-// headHashes returns the content hashes of the head copies of the given ids.
-func (s *Store) headHashes(ctx context.Context, c *call, ids []string) (map[string]string, error) {
+// knownHashes returns the content hashes a write without a usable list hash may
+// skip by: those of the head copies of the given ids when the head was built for
+// the window (one query on the head, which also fetches the meta document), else
+// those the item collection holds (the next read rebuilds the head from it).
+func (s *Store) knownHashes(ctx context.Context, c *call, ids []string) (map[string]string, error) {
 	idField := c.spec.ItemField.Doc
-	in := make(bson.A, len(ids))
-	for i, id := range ids {
-		in[i] = id
+	in := make(bson.A, 0, len(ids)+1)
+	in = append(in, headMetaID)
+	for _, id := range ids {
+		in = append(in, id)
 	}
-	cur, err := s.headColl(c.spec).Find(ctx, headFilter(c, bson.D{{Key: "$in", Value: in}}),
-		options.Find().SetBatchSize(10_000).SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}}))
+	cur, err := s.headColl(c.spec).Find(ctx, headFilter(c, bson.D{{Key: "$in", Value: in}}), options.Find().SetBatchSize(10_000).
+		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}, {Key: fieldWindow, Value: 1}}))
 	if err != nil {
 		return nil, wrapMongo(c, "find head", err)
 	}
 	defer cur.Close(ctx)
 	stored := make(map[string]string, len(ids))
+	built := false
 	for cur.Next(ctx) {
 		id, _ := cur.Current.Lookup(idField).StringValueOK()
+		if id == headMetaID {
+			built = docInt(bsoncore.Document(cur.Current), fieldWindow) >= int64(s.Window(c.spec.Kind))
+			continue
+		}
 		h, _ := cur.Current.Lookup(fieldHash).StringValueOK()
 		stored[id] = h
 	}
 	if err := cur.Err(); err != nil {
 		return nil, wrapMongo(c, "find head", err)
+	}
+	if !built {
+		return s.storedHashes(ctx, c, ids)
 	}
 	return stored, nil
 }
@@ -363,16 +376,7 @@ func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
 			return Result{}, err
 		}
 	}
-	slices.SortFunc(items, func(a, b headItem) int {
-		if r := cmp.Compare(b.key, a.key); r != 0 {
-			return r
-		}
-		return cmp.Compare(a.id, b.id)
-	})
-	items = slices.CompactFunc(items, func(a, b headItem) bool { return a.id == b.id })
-	if w := s.Window(c.spec.Kind); len(items) > w {
-		items = items[:w]
-	}
+	items = s.window(c, items)
 	slices.Reverse(items)
 	buf := make([]byte, 0, len(items)*256+2)
 	buf = append(buf, '[')
@@ -383,6 +387,22 @@ func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
 		buf = appendJSON(buf, it.payload, it.escaped)
 	}
 	return Result{Value: append(buf, ']')}, nil
+}
+
+// window returns the window of a head's items: the Window of highest sort key
+// (ties by id), highest first.
+func (s *Store) window(c *call, items []headItem) []headItem {
+	slices.SortFunc(items, func(a, b headItem) int {
+		if r := cmp.Compare(b.key, a.key); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	items = slices.CompactFunc(items, func(a, b headItem) bool { return a.id == b.id })
+	if w := s.Window(c.spec.Kind); len(items) > w {
+		items = items[:w]
+	}
+	return items
 }
 
 // awaitRebuild waits for the rebuild of the call's head, starting it when none is

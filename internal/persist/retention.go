@@ -18,8 +18,8 @@ import (
 
 // RetentionPolicy bounds a list context's stored items. Zero fields are no bound.
 type RetentionPolicy struct {
-	// MaxItems keeps at most that many items (the most recently written ones, and
-	// always the window): at least the kind's window.
+	// MaxItems keeps at most that many items: the window, and the most recently
+	// written of the others. At least the kind's window.
 	MaxItems int
 	// MaxAge prunes items last written longer ago than that.
 	MaxAge time.Duration
@@ -50,7 +50,7 @@ func ListContexts(kind Kind) []map[string]any {
 
 // Prune deletes at most limit items of one list context that the policy no longer
 // keeps, never one of the window (the head is rebuilt first when it was never
-// built). With the cache on, the deleted items' list-hash fields are dropped before
+// built), with their head copies. With the cache on, the deleted items' list-hash fields are dropped before
 // the delete, under a write token, so no write can skip an item that is gone; if
 // Redis cannot be marked, nothing is deleted (ErrUnavailable). Prune needs no Init.
 func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy RetentionPolicy, limit int) (PruneResult, error) {
@@ -81,8 +81,8 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 			return PruneResult{}, err
 		}
 	}
-	inHead := make(map[string]bool, len(items))
-	for _, it := range items {
+	inHead := map[string]bool{} // the window: the head may hold a few more items
+	for _, it := range s.window(c, items) {
 		inHead[it.id] = true
 	}
 	idField := c.spec.ItemField.Doc
@@ -126,8 +126,14 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 		}
 	}
 	if policy.MaxItems > 0 {
-		// The oldest items beyond the newest MaxItems.
-		if err := collect(c.mongoFilter(), -1, int64(policy.MaxItems)); err != nil {
+		// The window counts towards MaxItems: of the other items, the newest
+		// MaxItems - window are kept and older ones are due.
+		nin := make(bson.A, 0, len(inHead))
+		for id := range inHead {
+			nin = append(nin, id)
+		}
+		f := append(c.mongoFilter(), bson.E{Key: idField, Value: bson.D{{Key: "$nin", Value: nin}}})
+		if err := collect(f, -1, int64(max(0, policy.MaxItems-len(inHead)))); err != nil {
 			return PruneResult{}, err
 		}
 	}
@@ -144,6 +150,11 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 	del := append(c.mongoFilter(), bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}},
 		bson.E{Key: fieldUpdateDate, Value: bson.D{{Key: "$lt", Value: guard}}})
 	res, err := coll.DeleteMany(ctx, del)
+	if err == nil {
+		// Their head copies too (below the window), so that no write skips them.
+		_, err = s.headColl(c.spec).DeleteMany(ctx, append(c.mongoFilter(), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: idList(ids)}}},
+			bson.E{Key: fieldUpdateDate, Value: bson.D{{Key: "$lt", Value: guard}}}))
+	}
 	if token != "" {
 		_ = s.cache.listStore(context.WithoutCancel(ctx), hkey, token, "-", "", false, nil)
 	}
@@ -151,6 +162,14 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 		return PruneResult{}, wrapMongo(c, "retention: delete", err)
 	}
 	return PruneResult{Pruned: res.DeletedCount, More: more}, nil
+}
+
+func idList(ids []string) bson.A {
+	out := make(bson.A, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
 
 // wrapErr wraps a cursor error (nil stays nil).
