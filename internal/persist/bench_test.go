@@ -32,7 +32,10 @@ func benchDo(b *testing.B, s *Store, req Request) {
 }
 
 // paired runs raw and store b.N times each, interleaved, and reports both and the ratio.
-func paired(b *testing.B, raw, store func()) {
+func paired(b *testing.B, raw, store func()) { pairedAs(b, "raw", "store", raw, store) }
+
+// pairedAs is paired with the names of the two sides' metrics.
+func pairedAs(b *testing.B, rawName, storeName string, raw, store func()) {
 	raw()
 	store()
 	var rawD, storeD time.Duration
@@ -46,8 +49,8 @@ func paired(b *testing.B, raw, store func()) {
 		rawD += t1.Sub(t0)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rawD.Nanoseconds())/float64(b.N), "raw-ns/op")
-	b.ReportMetric(float64(storeD.Nanoseconds())/float64(b.N), "store-ns/op")
+	b.ReportMetric(float64(rawD.Nanoseconds())/float64(b.N), rawName+"-ns/op")
+	b.ReportMetric(float64(storeD.Nanoseconds())/float64(b.N), storeName+"-ns/op")
 	b.ReportMetric(float64(storeD)/float64(rawD), "ratio")
 }
 

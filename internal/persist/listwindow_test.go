@@ -224,3 +224,19 @@ func TestNotificationWindowOver200k(t *testing.T) {
 	expectTopKeys(t, "after a write", sortKeysOf(t, spec, f.do(read).Value), n-499, n+1)
 	assertJSON(t, "live mode", readEventually(t, f.store, Request{Kind: KindNotification, Op: OpRead, Key: keyOf("backtest", false)}, 10*time.Minute), `[]`)
 }
+
+// BenchmarkNotificationReadWindow reads the window of a list of 500 notifications
+// and of one of 200,000 (adopted, head built by a first read), alternating in one
+// loop, and reports both and their ratio (target: at most 2). Setup takes minutes
+// on FerretDB; run it with -benchtime 20x so that it runs once.
+func BenchmarkNotificationReadWindow(b *testing.B) {
+	small := newFixture(b, storeConfig{cache: true})
+	large := newFixture(b, storeConfig{cache: true})
+	seedNotifications(b, small.db, true, 500)
+	seedNotifications(b, large.db, true, 200_000)
+	read := Request{Kind: KindNotification, Op: OpRead, Key: keyOf("backtest", true)}
+	spec, _ := Lookup(KindNotification)
+	expectTopKeys(b, "500 stored", sortKeysOf(b, spec, readEventually(b, small.store, read, 10*time.Minute)), 0, 500)
+	expectTopKeys(b, "200,000 stored", sortKeysOf(b, spec, readEventually(b, large.store, read, 10*time.Minute)), 199_500, 200_000)
+	pairedAs(b, "500", "200k", func() { benchDo(b, small.store, read) }, func() { benchDo(b, large.store, read) })
+}

@@ -35,6 +35,7 @@ var (
 	kubeconfig string
 	gatewayURL string
 	token      string
+	mongoURI   string
 	nodeDir    string // test/e2e/node
 	workDir    string // scratch space of the scenarios
 	manager    *managerProcess
@@ -84,6 +85,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	mongo, err := testenv.StartMongo(testenv.MongoOptions{})
 	Expect(err).NotTo(HaveOccurred(), "start FerretDB")
 	DeferCleanup(mongo.Close)
+	mongoURI = mongo.URI()
 	redis, err := testenv.StartRedis()
 	Expect(err).NotTo(HaveOccurred(), "start redis-server")
 	DeferCleanup(redis.Close)
