@@ -376,7 +376,7 @@ func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
 			return Result{}, err
 		}
 	}
-	items = s.window(c, items)
+	items = s.topOfHead(c, items)
 	slices.Reverse(items)
 	buf := make([]byte, 0, len(items)*256+2)
 	buf = append(buf, '[')
@@ -389,9 +389,9 @@ func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
 	return Result{Value: append(buf, ']')}, nil
 }
 
-// window returns the window of a head's items: the Window of highest sort key
+// topOfHead returns the window of a head's items: the Window of highest sort key
 // (ties by id), highest first.
-func (s *Store) window(c *call, items []headItem) []headItem {
+func (s *Store) topOfHead(c *call, items []headItem) []headItem {
 	slices.SortFunc(items, func(a, b headItem) int {
 		if r := cmp.Compare(b.key, a.key); r != 0 {
 			return r

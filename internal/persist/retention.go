@@ -82,7 +82,7 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 		}
 	}
 	inHead := map[string]bool{} // the window: the head may hold a few more items
-	for _, it := range s.window(c, items) {
+	for _, it := range s.topOfHead(c, items) {
 		inHead[it.id] = true
 	}
 	idField := c.spec.ItemField.Doc
