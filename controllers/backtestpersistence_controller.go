@@ -118,7 +118,7 @@ func (r *BacktestPersistenceReconciler) Reconcile(ctx context.Context, req ctrl.
 	}()
 
 	st := &reconcileState{}
-	for _, s := range []step{r.reconcileSecrets, r.reconcileMongo, r.reconcileRedis, r.reconcileOwnership, r.reconcileIndexes, r.reconcileStore} {
+	for _, s := range []step{r.reconcileSecrets, r.reconcileMongo, r.reconcileRedis, r.reconcileOwnership, r.reconcileIndexes, r.reconcileRetention, r.reconcileStore} {
 		res, err := s(ctx, obj, st)
 		result = lowestRequeue(result, res)
 		if err != nil {

@@ -87,6 +87,54 @@ type CacheSpec struct {
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 }
 
+// RetentionSpec bounds what a list keeps in MongoDB. Items of the consumer's window
+// (the list's window of highest priority or newest createdAt) are never pruned.
+// +kubebuilder:validation:XValidation:rule="has(self.maxItems) || has(self.maxAge)",message="retention needs maxItems or maxAge"
+type RetentionSpec struct {
+	// MaxItems keeps at most that many items per list: the window, and the most
+	// recently written of the others. At least the list's window.
+	// +optional
+	// +kubebuilder:validation:Minimum=50
+	MaxItems *int64 `json:"maxItems,omitempty"`
+	// MaxAge prunes items last written longer ago than that (at least 1m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="maxAge must be at least 1m"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+}
+
+// ListSpec tunes one list kind.
+type ListSpec struct {
+	// Window is how many items a read of the list returns: the items of highest
+	// priority (storage, log) or newest createdAt (notification). Default and
+	// minimum: what backtest-kit keeps (storage 50, notification 500, log 1000).
+	// +optional
+	// +kubebuilder:validation:Maximum=100000
+	Window *int32 `json:"window,omitempty"`
+	// Retention prunes older items from MongoDB; without it every item is kept.
+	// +optional
+	Retention *RetentionSpec `json:"retention,omitempty"`
+}
+
+// ListsSpec tunes the list kinds: what a read returns and how long items are kept.
+// +kubebuilder:validation:XValidation:rule="!has(self.storage) || !has(self.storage.window) || self.storage.window >= 50",message="storage.window must be at least 50"
+// +kubebuilder:validation:XValidation:rule="!has(self.notification) || !has(self.notification.window) || self.notification.window >= 500",message="notification.window must be at least 500"
+// +kubebuilder:validation:XValidation:rule="!has(self.log) || !has(self.log.window) || self.log.window >= 1000",message="log.window must be at least 1000"
+// +kubebuilder:validation:XValidation:rule="!has(self.storage) || !has(self.storage.retention) || !has(self.storage.retention.maxItems) || self.storage.retention.maxItems >= (has(self.storage.window) ? self.storage.window : 50)",message="storage.retention.maxItems must be at least the storage window"
+// +kubebuilder:validation:XValidation:rule="!has(self.notification) || !has(self.notification.retention) || !has(self.notification.retention.maxItems) || self.notification.retention.maxItems >= (has(self.notification.window) ? self.notification.window : 500)",message="notification.retention.maxItems must be at least the notification window"
+// +kubebuilder:validation:XValidation:rule="!has(self.log) || !has(self.log.retention) || !has(self.log.retention.maxItems) || self.log.retention.maxItems >= (has(self.log.window) ? self.log.window : 1000)",message="log.retention.maxItems must be at least the log window"
+type ListsSpec struct {
+	// Storage is backtest-kit's signal history (per mode).
+	// +optional
+	Storage *ListSpec `json:"storage,omitempty"`
+	// Notification is the notification feed (per mode).
+	// +optional
+	Notification *ListSpec `json:"notification,omitempty"`
+	// Log is the persisted log.
+	// +optional
+	Log *ListSpec `json:"log,omitempty"`
+}
+
 // BacktestPersistenceSpec is the desired state of a tenant's persistence.
 type BacktestPersistenceSpec struct {
 	// Mongo is the source of truth.
@@ -119,6 +167,29 @@ type BacktestPersistenceSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Cache CacheSpec `json:"cache,omitempty"`
+	// Lists tunes the list kinds (storage, notification, log): how many items a
+	// read returns, and an optional retention policy applied by the controller.
+	// +optional
+	Lists *ListsSpec `json:"lists,omitempty"`
+}
+
+// RetentionStatus reports the retention policy of one list kind.
+type RetentionStatus struct {
+	// Kind is the list kind: storage, notification or log.
+	Kind string `json:"kind"`
+	// Pruned counts the items this object's retention pruned, in total.
+	Pruned int64 `json:"pruned"`
+	// LastPruned counts the items pruned by the last run.
+	LastPruned int64 `json:"lastPruned"`
+	// LastRunTime is when the last run ended.
+	// +optional
+	LastRunTime *metav1.Time `json:"lastRunTime,omitempty"`
+	// Pending: the last run stopped at its batch limit; the next one follows soon.
+	// +optional
+	Pending bool `json:"pending,omitempty"`
+	// Message is the error of the last run, if it failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // IndexStatus summarizes the last index migration.
@@ -186,6 +257,11 @@ type BacktestPersistenceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	AppliedSecrets []AppliedSecret `json:"appliedSecrets,omitempty"`
+	// Retention reports each list kind's retention policy.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	Retention []RetentionStatus `json:"retention,omitempty"`
 }
 
 // BacktestPersistence gives one tenant a MongoDB database and a Redis key space

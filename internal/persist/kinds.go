@@ -105,6 +105,18 @@ type KindSpec struct {
 	PayloadField string
 	// Indexes are the secondary indexes list queries need (W12: no redundant single-field ones).
 	Indexes []Index
+	// Head is the bounded window a list read returns (list kinds only).
+	Head *ListHead
+}
+
+// ListHead is what a list kind's consumer keeps: the Window items of highest
+// SortField (a number at the item's top level; 0 when absent). Reads return that
+// window from a head collection that holds only it, so their cost does not grow
+// with the list's history (listhead.go).
+type ListHead struct {
+	Collection string // the head collection, beside the item collection
+	SortField  string // "priority" or "createdAt"
+	Window     int    // the consumer's cap: the floor of a tenant's window
 }
 
 var (
@@ -150,13 +162,16 @@ var Kinds = []KindSpec{
 	{Kind: KindCandle, Collection: "candle-items", Key: []KeyField{fExchange, fSymbol, fInterval},
 		Shape: ShapeCandles, Ops: opsReadWrite, Empty: "null", InsertOnly: true},
 	{Kind: KindStorage, Collection: "storage-items", Key: []KeyField{fBacktest}, ItemField: &fStorageID,
-		Shape: ShapeList, Ops: opsReadWrite, Empty: "[]", PayloadField: "payload"},
+		Shape: ShapeList, Ops: opsReadWrite, Empty: "[]", PayloadField: "payload",
+		Head: &ListHead{Collection: "storage-head", SortField: "priority", Window: 50}},
 	{Kind: KindNotification, Collection: "notification-items", Key: []KeyField{fBacktest}, ItemField: &fNotifyID,
 		Shape: ShapeList, Ops: opsReadWrite, Empty: "[]", PayloadField: "payload",
-		Indexes: []Index{{Name: "backtest_1_createDate_-1", Keys: []IndexKey{{"backtest", 1}, {"createDate", -1}}}}},
+		Indexes: []Index{{Name: "backtest_1_createDate_-1", Keys: []IndexKey{{"backtest", 1}, {"createDate", -1}}}},
+		Head:    &ListHead{Collection: "notification-head", SortField: "createdAt", Window: 500}},
 	{Kind: KindLog, Collection: "log-items", ItemField: &fLogID,
 		Shape: ShapeList, Ops: opsReadWrite, Empty: "[]", InsertOnly: true, PayloadField: "payload",
-		Indexes: []Index{{Name: "createDate_-1", Keys: []IndexKey{{"createDate", -1}}}}},
+		Indexes: []Index{{Name: "createDate_-1", Keys: []IndexKey{{"createDate", -1}}}},
+		Head:    &ListHead{Collection: "log-head", SortField: "priority", Window: 1000}},
 	{Kind: KindMeasure, Collection: "measure-items", Key: []KeyField{fBucket}, ItemField: &fEntryKey,
 		Shape: ShapeRecord, Ops: opsSoft, Empty: "null", SoftDelete: true, HasWhen: true, PayloadField: "payload",
 		Indexes: []Index{{Name: "bucket_1_removed_1", Keys: []IndexKey{{"bucket", 1}, {"removed", 1}}}}},

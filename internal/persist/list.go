@@ -20,7 +20,8 @@ import (
 // hash of the item's JSON: a write first fetches the stored hashes of the sent ids
 // (one find) and then writes only new or changed items, in unordered bulk calls of
 // at most bulkChunk operations. Log is insert-only: existing ids are never rewritten.
-// Items are never deleted. Reads return every item (no cap), in insertion order.
+// Writes never delete items (a retention policy may, retention.go). Reads return the
+// consumer's window from the list's head (listhead.go).
 
 // bulkChunk bounds one bulk upsert call: FerretDB deadlocks on ~100 matching operations.
 const bulkChunk = 50
@@ -33,6 +34,7 @@ type listItem struct {
 	id   string
 	raw  json.RawMessage
 	hash string
+	enc  *encodedPayload // set by encodeItems
 }
 
 // parseListItems checks a list value: an array of objects, each with a string "id".
@@ -100,7 +102,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	}
 	stored := st.hashes
 	if !st.known {
-		if stored, err = s.storedHashes(ctx, c, ids); err != nil {
+		if stored, err = s.knownHashes(ctx, c, ids); err != nil {
 			return err
 		}
 	}
@@ -112,7 +114,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		}
 	}
 	if s.cache == nil || (st.known && len(todo) == 0) {
-		return s.writeListItems(ctx, c, todo)
+		return s.commitList(ctx, c, todo)
 	}
 	token, gen := "", st.gen
 	if len(todo) > 0 {
@@ -126,7 +128,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 			return fmt.Errorf("%w: %s write: not written: %v", ErrCacheUnavailable, c.spec.Kind, err)
 		}
 	}
-	if err := s.writeListItems(ctx, c, todo); err != nil {
+	if err := s.commitList(ctx, c, todo); err != nil {
 		// The changed items' fields are gone, so nothing is skipped wrongly; withdraw
 		// the token (best effort) so that other writes may store hashes again.
 		if token != "" {
@@ -179,6 +181,28 @@ func (s *Store) storedHashes(ctx context.Context, c *call, ids []string) (map[st
 	return stored, nil
 }
 
+// commitList writes the new and changed items into the item collection, then into
+// the list's head, and now and then trims the head. A failed trim leaves a larger
+// head, which reads cut to the window, so it does not fail the write.
+func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := encodeItems(todo); err != nil {
+		return err
+	}
+	if err := s.writeListItems(ctx, c, todo); err != nil {
+		return err
+	}
+	if err := s.headPut(ctx, c, todo); err != nil {
+		return err
+	}
+	if s.heads.grew(s.headKey(c), len(todo), s.Window(c.spec.Kind)) {
+		_ = s.headTrim(ctx, c)
+	}
+	return nil
+}
+
 // writeListItems writes the new and changed items: unordered insertMany for
 // insert-only kinds, unordered bulk upserts otherwise.
 func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) error {
@@ -191,10 +215,7 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 	if c.spec.InsertOnly {
 		docs := make([]any, 0, len(todo))
 		for _, it := range todo {
-			p, err := encodePayload(it.raw)
-			if err != nil {
-				return err
-			}
+			p := it.enc
 			d := append(append(bson.D{}, c.mongoFilter()...),
 				bson.E{Key: idField, Value: it.id},
 				bson.E{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
@@ -210,27 +231,14 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 	}
 	models := make([]mongo.WriteModel, 0, len(todo))
 	for _, it := range todo {
-		p, err := encodePayload(it.raw)
-		if err != nil {
-			return err
-		}
+		p := it.enc
 		set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
 			{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
 		update := upsertUpdate(set, now, p.Encoding)
 		f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(update).SetUpsert(true))
 	}
-	for start := 0; start < len(models); start += bulkChunk {
-		chunk := models[start:min(start+bulkChunk, len(models))]
-		err := retryUpsert(ctx, &s.upsertRetries, func() error {
-			_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-			return err
-		})
-		if err != nil {
-			return wrapMongo(c, "bulk upsert", err)
-		}
-	}
-	return nil
+	return s.bulkUpsert(ctx, c, coll, models, "bulk upsert")
 }
 
 // insertIgnoringDuplicates inserts docs with unordered insertMany calls; a
@@ -276,29 +284,4 @@ func onlyDuplicates(err error) bool {
 		}
 	}
 	return true
-}
-
-// readList returns every item of a list context, in insertion order.
-func (s *Store) readList(ctx context.Context, c *call) (Result, error) {
-	proj := bson.D{{Key: "_id", Value: 0}, {Key: c.spec.PayloadField, Value: 1}, {Key: fieldEncoding, Value: 1}}
-	docs, err := s.findAll(ctx, c, c.mongoFilter(), proj, bson.D{{Key: "_id", Value: 1}})
-	if err != nil {
-		return Result{}, err
-	}
-	buf := make([]byte, 0, len(docs)*256+2)
-	buf = append(buf, '[')
-	n := 0
-	for _, d := range docs {
-		v, err := d.LookupErr(c.spec.PayloadField)
-		if err != nil {
-			continue
-		}
-		if n > 0 {
-			buf = append(buf, ',')
-		}
-		n++
-		buf = appendJSON(buf, v, docInt(d, fieldEncoding) == encodingEscaped)
-	}
-	buf = append(buf, ']')
-	return Result{Value: buf}, nil
 }

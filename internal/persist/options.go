@@ -47,8 +47,16 @@ type Options struct {
 	MaxPayloadBytes int
 	// MaxKeyBytes limits each key part and list item id; 0 means DefaultMaxKeyBytes.
 	MaxKeyBytes int
-	// MaxListItems limits what a list read returns; more is an error, never a silent cut. 0 means DefaultMaxListItems.
+	// MaxListItems limits what a Measure, Interval or Memory list returns; more is an
+	// error, never a silent cut. 0 means DefaultMaxListItems.
 	MaxListItems int
+	// ListWindows sets, per list kind (Storage, Notification, Log), how many items a
+	// read returns: the items of highest sort field (KindSpec.Head). Missing kinds use
+	// the consumer's cap (50, 500, 1000), which is also the lowest accepted value.
+	ListWindows map[Kind]int
+	// HeadRebuildTimeout bounds the rebuild of a list head from the stored items
+	// (adopted databases, a raised window); 0 means DefaultHeadRebuildTimeout.
+	HeadRebuildTimeout time.Duration
 	// Kinds are the kinds served; nil means all of them (the table Kinds).
 	Kinds []Kind
 	// Now is the wall clock for candle completeness; nil means time.Now.
@@ -92,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxListItems <= 0 {
 		o.MaxListItems = DefaultMaxListItems
+	}
+	if o.HeadRebuildTimeout <= 0 {
+		o.HeadRebuildTimeout = DefaultHeadRebuildTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -19,6 +19,7 @@ type Store struct {
 	keys   redisKeys
 	cache  *cache // nil when the cache is off
 	locks  keyLocks
+	heads  headState
 
 	// noFAMProjection is set once the server refused a projection on findAndModify.
 	noFAMProjection atomic.Bool
@@ -61,9 +62,19 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: persist.Open: Options.Database is required", ErrInvalid)
 	}
 	opts = opts.withDefaults()
+	for k, w := range opts.ListWindows {
+		spec, ok := Lookup(k)
+		if !ok || spec.Head == nil {
+			return nil, invalidf("persist.Open: %q is not a list kind", k)
+		}
+		if w < spec.Head.Window {
+			return nil, invalidf("persist.Open: the %s window must be at least %d, got %d", k, spec.Head.Window, w)
+		}
+	}
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
 		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{},
-		rebuildSlots: make(chan struct{}, seriesRebuilders)}
+		rebuildSlots: make(chan struct{}, seriesRebuilders),
+		heads:        headState{indexed: map[Kind]bool{}, rebuilds: map[string]*rebuildCall{}, grown: map[string]int{}}}
 	s.background, s.stopBG = context.WithCancel(context.Background())
 	if opts.Kinds == nil {
 		for _, k := range Kinds {

@@ -29,6 +29,8 @@ type Config struct {
 	OwnerUID string
 	CacheTTL time.Duration // 0: the store's default
 	Kinds    []persist.Kind
+	// ListWindows are the list windows the spec raises above the consumer's caps.
+	ListWindows map[persist.Kind]int
 }
 
 // Fingerprint identifies the config without keeping credentials readable.
@@ -54,6 +56,10 @@ func (c Config) Fingerprint() string {
 		h.Write([]byte(k))
 		h.Write([]byte{0})
 	}
+	h.Write([]byte{3})
+	for _, k := range []persist.Kind{persist.KindStorage, persist.KindNotification, persist.KindLog} {
+		fmt.Fprintf(h, "%s=%d\x00", k, c.ListWindows[k])
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -76,7 +82,50 @@ func configFor(obj *v1.BacktestPersistence, ep infra.Endpoints) Config {
 	for _, a := range obj.Spec.Adapters {
 		c.Kinds = append(c.Kinds, persist.Kind(a))
 	}
+	c.ListWindows = ListWindows(obj)
 	return c
+}
+
+// ListWindows are the list windows a tenant's spec sets (nil: the consumer's caps).
+func ListWindows(obj *v1.BacktestPersistence) map[persist.Kind]int {
+	var out map[persist.Kind]int
+	for kind, l := range listSpecs(obj) {
+		if l != nil && l.Window != nil {
+			if out == nil {
+				out = map[persist.Kind]int{}
+			}
+			out[kind] = int(*l.Window)
+		}
+	}
+	return out
+}
+
+// listSpecs are the spec's list settings by kind (entries may be nil).
+func listSpecs(obj *v1.BacktestPersistence) map[persist.Kind]*v1.ListSpec {
+	l := obj.Spec.Lists
+	if l == nil {
+		return nil
+	}
+	return map[persist.Kind]*v1.ListSpec{persist.KindStorage: l.Storage, persist.KindNotification: l.Notification, persist.KindLog: l.Log}
+}
+
+// RetentionPolicies are the retention policies a tenant's spec sets, by list kind.
+func RetentionPolicies(obj *v1.BacktestPersistence) map[persist.Kind]persist.RetentionPolicy {
+	out := map[persist.Kind]persist.RetentionPolicy{}
+	for kind, l := range listSpecs(obj) {
+		if l == nil || l.Retention == nil {
+			continue
+		}
+		var p persist.RetentionPolicy
+		if l.Retention.MaxItems != nil {
+			p.MaxItems = int(*l.Retention.MaxItems)
+		}
+		if l.Retention.MaxAge != nil {
+			p.MaxAge = l.Retention.MaxAge.Duration
+		}
+		out[kind] = p
+	}
+	return out
 }
 
 // gateConditions are the infrastructure conditions that must be True before a tenant

@@ -70,6 +70,7 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 		CacheTTL:      cfg.CacheTTL,
 		OpTimeout:     o.OpTimeout,
 		Kinds:         cfg.Kinds,
+		ListWindows:   cfg.ListWindows,
 		Observer:      o.Observer,
 		SkipIndexes:   true,
 	}

@@ -103,6 +103,31 @@ func TestConfigFor(t *testing.T) {
 	}
 }
 
+func TestListWindowsAndRetention(t *testing.T) {
+	obj := withConditions()
+	ep := infra.Endpoints{MongoURI: "mongodb://a", RedisURL: "redis://b"}
+	fp := configFor(obj, ep).Fingerprint()
+	if ListWindows(obj) != nil || len(RetentionPolicies(obj)) != 0 {
+		t.Fatal("no spec.lists: windows or policies set")
+	}
+	w, items := int32(800), int64(5000)
+	obj.Spec.Lists = &v1.ListsSpec{
+		Notification: &v1.ListSpec{Window: &w, Retention: &v1.RetentionSpec{MaxItems: &items}},
+		Log:          &v1.ListSpec{Retention: &v1.RetentionSpec{MaxAge: &metav1.Duration{Duration: time.Hour}}},
+	}
+	c := configFor(obj, ep)
+	if len(c.ListWindows) != 1 || c.ListWindows[persist.KindNotification] != 800 {
+		t.Fatalf("windows %v", c.ListWindows)
+	}
+	if c.Fingerprint() == fp {
+		t.Fatal("fingerprint ignores a window")
+	}
+	p := RetentionPolicies(obj)
+	if len(p) != 2 || p[persist.KindNotification].MaxItems != 5000 || p[persist.KindLog].MaxAge != time.Hour || p[persist.KindLog].MaxItems != 0 {
+		t.Fatalf("policies %+v", p)
+	}
+}
+
 type countingStore struct {
 	closed atomic.Int32
 }

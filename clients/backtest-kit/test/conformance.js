@@ -89,13 +89,16 @@ export function conformanceCases(A, run) {
       for (const [C, r, w] of [[A.storage, "readStorageData", "writeStorageData"], [A.notification, "readNotificationData", "writeNotificationData"]]) {
         const bt = new C(true);
         const other = new C(false);
+        // A read returns the consumer's window (the 50 rows of highest priority, the
+        // newest 500 notifications), so the rows are the newest of the list.
         const before = (await bt[r]()).length;
-        const a = { ...signal(`row-a-${run}`), status: "opened", priority: 1, minuteEstimatedTime: Infinity, type: "signal.opened", backtest: true };
-        const b = { ...signal(`row-b-${run}`), status: "opened", priority: 2, type: "signal.opened", backtest: true };
+        const now = Date.now();
+        const a = { ...signal(`row-a-${run}`), status: "opened", priority: now + 1, createdAt: now + 1, minuteEstimatedTime: Infinity, type: "signal.opened", backtest: true };
+        const b = { ...signal(`row-b-${run}`), status: "opened", priority: now + 2, createdAt: now + 2, type: "signal.opened", backtest: true };
         await bt[w]([a, b]);
-        await bt[w]([{ ...a, status: "closed", priority: 3 }]);
+        await bt[w]([{ ...a, status: "closed", priority: now + 3 }]);
         const got = (await bt[r]()).filter((x) => String(x.id).endsWith(run));
-        assert.equal((await bt[r]()).length, before + 2);
+        assert.equal((await bt[r]()).length, Math.min(before + 2, C === A.storage ? 50 : 500));
         const ga = got.find((x) => x.id === a.id);
         assert.equal(ga.status, "closed");
         assert.equal(ga.minuteEstimatedTime, Infinity);
