@@ -22,6 +22,14 @@ const LIST_CHUNK = 50; // items per list write: a bulk upsert of 200 passed the 
 const CANDLE_CHUNK = 1000; // candles per window read and per write
 const CANDLE_JSON_BYTES = 160; // about what one candle takes in an answer
 
+// What a list read returns: the window backtest-kit keeps (the store's kinds table, Head):
+// the n items of highest sort field. A tenant may raise n, never lower it.
+const LIST_WINDOWS = {
+  storage: { n: 50, sort: (it) => Number(it.priority) },
+  notification: { n: 500, sort: (it) => ("createdAt" in it ? Number(typeof it.createdAt === "string" ? Date.parse(it.createdAt) : it.createdAt) : 0) },
+  log: { n: 1000, sort: (it) => Number(it.priority) },
+};
+
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** JSON with object keys sorted: equal for values the gateway returns in any key order. */
@@ -97,16 +105,25 @@ function listUnit({ kind, key, items }) {
       const unchanged = [];
       const conflicts = [];
       const todo = [];
+      // A full window hides older items: those are sent again (the store skips unchanged
+      // items) but cannot be compared, so they are neither changes nor mismatches.
+      const beyond = [];
+      const w = LIST_WINDOWS[kind];
+      let floor = -Infinity;
+      if (w && have.size >= w.n) floor = Math.min(...[...have.values()].map(w.sort).filter((x) => !Number.isNaN(x)));
       for (const r of items) {
         const h = have.get(r.id);
-        if (h !== undefined && same(h, r.value)) unchanged.push(r);
+        if (h === undefined && isObj(r.value) && w && w.sort(r.value) < floor) beyond.push(r);
+        else if (h !== undefined && same(h, r.value)) unchanged.push(r);
         else if (h !== undefined && kind === "log") conflicts.push({ record: r, error: "the tenant holds another entry with this id (logs are insert-only)" });
         else todo.push(r);
       }
       const writes = [];
-      for (let i = 0; i < todo.length; i += LIST_CHUNK) {
-        const part = todo.slice(i, i + LIST_CHUNK);
-        writes.push({ op: { kind, op: "write", key, value: part.map((r) => r.value) }, records: part });
+      for (const [list, unseen] of [[todo, false], [beyond, true]]) {
+        for (let i = 0; i < list.length; i += LIST_CHUNK) {
+          const part = list.slice(i, i + LIST_CHUNK);
+          writes.push({ op: { kind, op: "write", key, value: part.map((r) => r.value) }, records: part, unseen });
+        }
       }
       return { unchanged, conflicts, writes };
     },
@@ -225,7 +242,7 @@ function progress(out, enabled) {
 
 function emptyCounts() {
   const c = {};
-  for (const [k] of KINDS) c[k] = { records: 0, unchanged: 0, written: 0, failed: 0 };
+  for (const [k] of KINDS) c[k] = { records: 0, unchanged: 0, written: 0, failed: 0, beyondWindow: 0 };
   return c;
 }
 
@@ -279,7 +296,7 @@ export async function importDump(opts) {
     writes.push(...(d.writes ?? []));
   }
   if (dryRun) {
-    for (const w of writes) for (const r of w.records) counts[r.kind].written++;
+    for (const w of writes) for (const r of w.records) counts[r.kind][w.unseen ? "beyondWindow" : "written"]++;
   } else if (writes.length > 0) {
     let done = 0;
     const results = await runOps(client, writes, concurrency, (n) => tick("write", (done += n), writes.length));
@@ -289,7 +306,7 @@ export async function importDump(opts) {
         if (res && res.error) {
           counts[r.kind].failed++;
           failures.push({ kind: r.kind, path: r.path, key: r.key, error: `${res.error.code}: ${res.error.message}` });
-        } else counts[r.kind].written++;
+        } else counts[r.kind][w.unseen ? "beyondWindow" : "written"]++;
       }
     });
   }
@@ -344,12 +361,14 @@ async function verifyDump(client, first, { dir, candles, concurrency, tick }) {
   const decisions = await compare(client, plan(again), concurrency, (phase, d, t) => tick("verify", d, t));
   const mismatches = [];
   let matched = 0;
+  let beyondWindow = 0;
   for (const d of decisions) {
     matched += (d.unchanged ?? []).length;
-    for (const w of d.writes ?? []) for (const r of w.records) mismatches.push({ kind: r.kind, path: r.path, key: r.key, error: "the tenant does not hold this record as the dump has it" });
+    for (const w of d.writes ?? []) if (w.unseen) beyondWindow += w.records.length;
+    for (const w of d.writes ?? []) for (const r of w.unseen ? [] : w.records) mismatches.push({ kind: r.kind, path: r.path, key: r.key, error: "the tenant does not hold this record as the dump has it" });
     for (const c of [...(d.failed ?? []), ...(d.conflicts ?? [])]) mismatches.push({ kind: c.record.kind, path: c.record.path, key: c.record.key, error: c.error });
   }
-  return { records: again.records.length, matched, mismatches, changedInDump, ok: mismatches.length === 0 && changedInDump.length === 0 };
+  return { records: again.records.length, matched, beyondWindow, mismatches, changedInDump, ok: mismatches.length === 0 && changedInDump.length === 0 };
 }
 
 /** The report as text: counts per kind, then every problem. */
@@ -357,10 +376,10 @@ export function formatImportReport(r) {
   const lines = [];
   const head = r.dryRun ? "would write" : "written";
   lines.push(`${r.dryRun ? "dry run: " : ""}${r.records} records in ${r.dump}, ${r.changes} ${r.dryRun ? "to write" : "changes"}`);
-  lines.push(`${"kind".padEnd(13)} ${"records".padStart(8)} ${"unchanged".padStart(9)} ${head.padStart(11)} ${"failed".padStart(6)}`);
+  lines.push(`${"kind".padEnd(13)} ${"records".padStart(8)} ${"unchanged".padStart(9)} ${head.padStart(11)} ${"failed".padStart(6)} ${"beyond window".padStart(13)}`);
   for (const [k, c] of Object.entries(r.kinds)) {
     if (c.records === 0 && c.failed === 0) continue;
-    lines.push(`${k.padEnd(13)} ${String(c.records).padStart(8)} ${String(c.unchanged).padStart(9)} ${String(c.written).padStart(11)} ${String(c.failed).padStart(6)}`);
+    lines.push(`${k.padEnd(13)} ${String(c.records).padStart(8)} ${String(c.unchanged).padStart(9)} ${String(c.written).padStart(11)} ${String(c.failed).padStart(6)} ${String(c.beyondWindow).padStart(13)}`);
   }
   lines.push(`${(r.importMs / 1000).toFixed(1)} s, ${Math.round(r.recordsPerSecond)} records/s`);
   for (const p of r.problems) lines.push(`unreadable ${p.kind ?? "?"}: ${p.path}: ${p.error}`);
@@ -371,6 +390,7 @@ export function formatImportReport(r) {
   if (r.verify) {
     const v = r.verify;
     lines.push(`verify: ${v.matched}/${v.records} records match the tenant${v.ok ? "" : ", NOT OK"}`);
+    if (v.beyondWindow > 0) lines.push(`verify: ${v.beyondWindow} list items older than the window a read returns (sent again, not compared)`);
     for (const c of v.changedInDump) lines.push(`verify: dump ${c.change} while importing (a bot still running?): ${c.kind} ${c.path}`);
     for (const m of v.mismatches) lines.push(`verify: ${m.kind}: ${m.path}: ${m.error}`);
   }

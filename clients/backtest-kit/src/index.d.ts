@@ -269,6 +269,12 @@ export interface ImportKindCounts {
   /** Written (dry run: would be written). */
   written: number;
   failed: number;
+  /**
+   * List items (storage, notification, log) older than the full window a list read
+   * returns: sent again, the store skipping unchanged ones, but not comparable, so not
+   * counted as changes.
+   */
+  beyondWindow: number;
 }
 
 export interface ImportIssue {
@@ -297,6 +303,8 @@ export interface ImportReport {
   verify?: {
     records: number;
     matched: number;
+    /** List items older than the window a list read returns: not compared. */
+    beyondWindow: number;
     mismatches: ImportIssue[];
     changedInDump: { kind: Kind; path: string; change: "appeared" | "changed" | "disappeared" | "became unreadable" }[];
     ok: boolean;

@@ -17,12 +17,20 @@ const STEP = { "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 
 
 const canon = (o) => JSON.stringify(Object.keys(o ?? {}).sort().map((k) => [k, o[k]]));
 
+/** What the store's list reads return (its kinds table, Head): the n items of highest sort field. */
+export const LIST_WINDOWS = {
+  storage: { n: 50, sort: (it) => Number(it.priority) || 0 },
+  notification: { n: 500, sort: (it) => Number(it.createdAt) || 0 },
+  log: { n: 1000, sort: (it) => Number(it.priority) || 0 },
+};
+
 /** Starts a fake gateway on a free loopback port. */
 export async function startFakeGateway({ tokens = ["good-token"] } = {}) {
   const state = {
     tokens: new Set(tokens),
     records: new Map(), // kind|ctx → {key, value}
     lists: new Map(), // kind|ctx → Map(id → item)
+    listWindows: {}, // kind → {n, sort}: list reads return the n items of highest sort (LIST_WINDOWS); none: every item
     candles: new Map(), // series → Map(ts → candle)
     requests: [], // every parsed request (ops), for assertions
     failNext: [], // queue of {status, code} answers to give before serving
@@ -149,7 +157,14 @@ function serve(state, r) {
     const lk = `${kind}|${canon(key)}`;
     let l = state.lists.get(lk);
     if (!l) state.lists.set(lk, (l = new Map()));
-    if (op === "read") return { value: [...l.values()] };
+    if (op === "read") {
+      // As the store: the window backtest-kit keeps, ascending by its sort field.
+      const w = state.listWindows[kind];
+      const items = [...l.values()];
+      if (!w) return { value: items };
+      const sorted = items.map((it, i) => [w.sort(it), i, it]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      return { value: sorted.slice(Math.max(0, sorted.length - w.n)).map((x) => x[2]) };
+    }
     if (op === "write") {
       for (const it of r.value) {
         if (LIST[kind] === "insert" && l.has(it.id)) continue;

@@ -11,7 +11,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import * as bk from "backtest-kit";
-import { startFakeGateway } from "./fake-gateway.js";
+import { LIST_WINDOWS, startFakeGateway } from "./fake-gateway.js";
 import { GatewayClient, importDump, readDump } from "../src/index.js";
 import { splits, withDumpCwd } from "../src/dump.js";
 
@@ -26,6 +26,7 @@ async function tenant() {
     return { opts: o, close: async () => {} };
   }
   const gw = await startFakeGateway();
+  gw.state.listWindows = LIST_WINDOWS; // list reads return the window, as the store's
   return { opts: { url: gw.url, namespace: "team-a", name: "store", token: "good-token" }, close: () => gw.close() };
 }
 
@@ -129,6 +130,40 @@ test("a clean dump: every kind imported, a second run changes nothing, verify ma
     assert.ok(second.ok);
     assert.equal(second.changes, 0, "a second import changes nothing");
     assert.equal(second.records, first.records);
+  } finally {
+    client.close();
+    await ten.close();
+  }
+});
+
+test("list items older than the window a read returns: sent, not counted as changes, not mismatches", async () => {
+  const t = randomBytes(4).toString("hex");
+  const dir = path.join(scratch(), "dump");
+  mkdirSync(dir, { recursive: true });
+  // 60 signal rows: backtest-kit reads back the 50 of highest priority.
+  const rows = Array.from({ length: 60 }, (_, i) => ({ id: `row-${t}-${i}`, symbol: `W${t}`, status: "closed", priority: 1000 + i, timestamp: 1740787200000 + i }));
+  await withDumpCwd(dir, async () => {
+    const inst = new bk.PersistStorageInstance(true);
+    await inst.waitForInit(true);
+    await inst.writeStorageData(rows);
+  });
+  const ten = await tenant();
+  const client = new GatewayClient(ten.opts);
+  try {
+    const first = await importDump({ client, dump: dir, verify: true, progressBar: false });
+    assert.ok(first.ok, JSON.stringify(first.verify, null, 1));
+    assert.equal(first.kinds.storage.records, 60);
+    assert.equal(first.kinds.storage.written, 60, "the first import writes every row");
+    assert.equal(first.verify.beyondWindow, 10, "the 10 lowest rows are outside the window a read returns");
+    assert.equal(first.verify.mismatches.length, 0);
+    const second = await importDump({ client, dump: dir, verify: true, progressBar: false });
+    assert.ok(second.ok);
+    assert.equal(second.changes, 0, "a second import changes nothing");
+    assert.equal(second.kinds.storage.beyondWindow, 10);
+    assert.equal(second.kinds.storage.unchanged, 50);
+    const back = await client.op({ kind: "storage", op: "read", key: { backtest: true } });
+    const ids = new Set(back.value.map((r) => r.id));
+    for (const r of rows.slice(10)) assert.ok(ids.has(r.id), `${r.id} is in the window`);
   } finally {
     client.close();
     await ten.close();
