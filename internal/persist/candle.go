@@ -59,7 +59,7 @@ func parseCandles(value []byte) ([]candle, error) {
 			return nil, invalidf("candle %d needs a numeric timestamp", i)
 		}
 		t, err := strconv.ParseInt(string(ts), 10, 64)
-		if err != nil || t < 0 {
+		if err != nil || t < 0 || t > maxCandleTime {
 			return nil, invalidf("candle %d: timestamp %s is not epoch milliseconds", i, ts)
 		}
 		c := candle{timestamp: t}
@@ -281,7 +281,7 @@ func (s *Store) writeCandles(ctx context.Context, c *call) (Result, error) {
 	seen := make(map[int64]bool, len(c.candles))
 	closed := make([]candle, 0, len(c.candles))
 	for _, cd := range c.candles {
-		if cd.timestamp+step > now || seen[cd.timestamp] {
+		if cd.timestamp > now-step || seen[cd.timestamp] {
 			continue // not closed yet (contract 2.7), or repeated in this write (first wins)
 		}
 		seen[cd.timestamp] = true

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,7 +75,23 @@ func (s *Store) Prune(ctx context.Context, kind Kind, key map[string]any, policy
 		return PruneResult{}, err
 	}
 	if !built {
-		if err := s.rebuildHead(ctx, c); err != nil {
+		// A rebuild scans the whole list context (about 90 s for 200,000 items on
+		// FerretDB), longer than a step's budget; bound by the step's deadline it would
+		// start over on every step and never finish. So it gets HeadRebuildTimeout and
+		// stops only when the caller is cancelled, not when its deadline passes.
+		if s.beforePruneRebuild != nil {
+			s.beforePruneRebuild()
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.HeadRebuildTimeout)
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				cancel()
+			}
+		})
+		err := s.rebuildHead(rctx, c)
+		stop()
+		cancel()
+		if err != nil {
 			return PruneResult{}, err
 		}
 		if items, _, err = s.loadHead(ctx, c); err != nil {

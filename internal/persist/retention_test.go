@@ -63,3 +63,29 @@ func logSpec() *KindSpec {
 	s, _ := Lookup(KindLog)
 	return s
 }
+
+// A head rebuild that outlasts a step's deadline still completes, so the next step
+// prunes; bound by the deadline, every step started the same full scan over and never
+// finished (a 200,000-item adopted list takes longer than the controller's minute).
+func TestPruneBuildsTheHeadPastItsDeadline(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	seedLog(t, f, 1200, 2*time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	f.store.beforePruneRebuild = func() { <-ctx.Done() } // the step's budget is spent before the rebuild
+	if _, err := f.store.Prune(ctx, KindLog, map[string]any{}, RetentionPolicy{MaxAge: time.Hour}, 100); err == nil {
+		t.Fatal("a step whose deadline passed reported success")
+	}
+	f.store.beforePruneRebuild = nil
+	c, err := f.store.validate(&Request{Kind: KindLog, Op: OpRead, Key: map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, built, err := f.store.loadHead(context.Background(), c); err != nil || !built {
+		t.Fatalf("head built: %v, %v; want the rebuild finished past the step's deadline", built, err)
+	}
+	res, err := f.store.Prune(context.Background(), KindLog, map[string]any{}, RetentionPolicy{MaxAge: time.Hour}, 100)
+	if err != nil || res.Pruned != 100 {
+		t.Fatalf("next step: %+v, %v; want 100 pruned", res, err)
+	}
+}

@@ -46,6 +46,8 @@ type Store struct {
 
 	// beforeRebuild, when set (tests only), runs before a series rebuild claims the series.
 	beforeRebuild func()
+	// beforePruneRebuild, when set (tests only), runs before Prune rebuilds a list head.
+	beforePruneRebuild func()
 	// afterLoad, when set (tests only), runs between a read's MongoDB load and its cache fill.
 	afterLoad func(key string)
 }

@@ -26,6 +26,11 @@ type call struct {
 // maxCandleWindow bounds one window read (backtest-kit asks for at most 1000).
 const maxCandleWindow = 50_000
 
+// maxCandleTime bounds candle timestamps and window starts: 2^53 ms, the largest
+// integer a JavaScript number (backtest-kit's timestamps) and a Redis score (a double)
+// hold exactly. It keeps since+limit*step far from int64 overflow.
+const maxCandleTime = 1 << 53
+
 // validate checks a request against the table of kinds and the limits.
 // It does no I/O, and an error from it wraps ErrInvalid or ErrTooLarge.
 func (s *Store) validate(req *Request) (*call, error) {
@@ -72,8 +77,11 @@ func (s *Store) validate(req *Request) (*call, error) {
 		if req.Limit < 1 || req.Limit > maxCandleWindow {
 			return nil, invalidf("candle read needs 1 <= limit <= %d, got %d", maxCandleWindow, req.Limit)
 		}
-		if req.Since < 0 {
-			return nil, invalidf("candle read needs since >= 0, got %d", req.Since)
+		if req.Since < 0 || req.Since > maxCandleTime {
+			return nil, invalidf("candle read needs 0 <= since <= %d, got %d", int64(maxCandleTime), req.Since)
+		}
+		if req.Until < 0 || req.Until > maxCandleTime {
+			return nil, invalidf("candle read needs 0 <= until <= %d, got %d", int64(maxCandleTime), req.Until)
 		}
 	}
 	if req.Op != OpWrite {

@@ -56,6 +56,11 @@ var badRequests = []struct {
 	{"candle zero limit", Request{Kind: KindCandle, Op: OpRead, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m")}, ErrInvalid},
 	{"candle without close", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
 		Value: json.RawMessage(`[{"timestamp":0,"open":1,"high":1,"low":1,"volume":1}]`)}, ErrInvalid},
+	// since+limit*step overflowed int64: the series cache took the window for damage and dropped the series
+	{"candle since past 2^53", Request{Kind: KindCandle, Op: OpRead, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"), Limit: 2, Since: 9223372036854720000}, ErrInvalid},
+	{"candle until past 2^53", Request{Kind: KindCandle, Op: OpRead, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"), Limit: 2, Until: 1<<53 + 1}, ErrInvalid},
+	{"candle timestamp past 2^53", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
+		Value: json.RawMessage(`[{"timestamp":9223372036854720000,"open":1,"high":1,"low":1,"close":1,"volume":1}]`)}, ErrInvalid},
 	{"candle fractional timestamp", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
 		Value: json.RawMessage(`[{"timestamp":1.5,"open":1,"high":1,"low":1,"close":1,"volume":1}]`)}, ErrInvalid},
 	{"candle string price", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
