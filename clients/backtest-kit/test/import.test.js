@@ -30,6 +30,10 @@ async function tenant() {
   return { opts: { url: gw.url, namespace: "team-a", name: "store", token: "good-token" }, close: () => gw.close() };
 }
 
+// List items of the dumps sort above anything else a shared tenant holds (the other client
+// tests write up to the year 2100), so they are inside the window a list read returns.
+const TOP = Date.parse("2200-01-01T00:00:00Z");
+
 /** Writes a dump with backtest-kit's own file adapters: one or more records of every kind. */
 async function writeDump(dir, t) {
   mkdirSync(dir, { recursive: true });
@@ -52,9 +56,9 @@ async function writeDump(dir, t) {
     await w(new bk.PersistCandleInstance(sym, "1m", exch), (i) =>
       i.writeCandlesData([0, 1, 2, 4].map((k) => ({ timestamp: 1740787200000 + k * 60000, open: 1, high: 2, low: 0.5, close: 1.5, volume: k }))),
     );
-    await w(new bk.PersistStorageInstance(false), (i) => i.writeStorageData([{ ...row, id: `${sig}-a`, status: "opened" }, { ...row, id: `${sig}-b`, status: "closed" }]));
-    await w(new bk.PersistNotificationInstance(true), (i) => i.writeNotificationData([{ id: `n-${t}`, type: "signal.opened", backtest: true, createdAt: 1 }]));
-    await w(new bk.PersistLogInstance(), (i) => i.writeLogData([{ id: `log-${t}`, type: "info", priority: 1, topic: "x", args: [] }]));
+    await w(new bk.PersistStorageInstance(false), (i) => i.writeStorageData([{ ...row, id: `${sig}-a`, status: "opened", priority: TOP }, { ...row, id: `${sig}-b`, status: "closed", priority: TOP + 1 }]));
+    await w(new bk.PersistNotificationInstance(true), (i) => i.writeNotificationData([{ id: `n-${t}`, type: "signal.opened", backtest: true, createdAt: TOP }]));
+    await w(new bk.PersistLogInstance(), (i) => i.writeLogData([{ id: `log-${t}`, type: "info", priority: TOP, topic: "x", args: [] }]));
     await w(new bk.PersistMeasureInstance(`m_${t}`), async (i) => {
       await i.writeMeasureData({ id: "k1", data: { v: 1 }, removed: false }, "k1", new Date());
       await i.writeMeasureData({ id: "k2", data: 2, removed: false }, "k2", new Date());
@@ -141,7 +145,8 @@ test("list items older than the window a read returns: sent, not counted as chan
   const dir = path.join(scratch(), "dump");
   mkdirSync(dir, { recursive: true });
   // 60 signal rows: backtest-kit reads back the 50 of highest priority.
-  const rows = Array.from({ length: 60 }, (_, i) => ({ id: `row-${t}-${i}`, symbol: `W${t}`, status: "closed", priority: 1000 + i, timestamp: 1740787200000 + i }));
+  const base = TOP + Date.now(); // above the rows of an earlier run against the same tenant
+  const rows = Array.from({ length: 60 }, (_, i) => ({ id: `row-${t}-${i}`, symbol: `W${t}`, status: "closed", priority: base + i, timestamp: 1740787200000 + i }));
   await withDumpCwd(dir, async () => {
     const inst = new bk.PersistStorageInstance(true);
     await inst.waitForInit(true);
