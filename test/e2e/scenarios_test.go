@@ -241,6 +241,9 @@ var _ = Describe("backtest-kit on the operator", Ordered, func() {
 		database := kubectl(ctx, "-n", tenantNamespace, "get", "backtestpersistence", tenantName, "-o", "jsonpath={.status.database}")
 		const n = 200_000
 		seedLiveNotifications(ctx, strings.TrimSpace(database), n)
+		// The history is this spec's: FerretDB scans a collection for every upsert, so
+		// 200,000 extra items would slow the other specs' notification writes.
+		DeferCleanup(unseedLiveNotifications, strings.TrimSpace(database))
 		// An adopted history has no head yet: the first read builds it and answers 503
 		// (retry) until then.
 		read := map[string]any{"kind": "notification", "op": "read", "key": map[string]any{"backtest": false}}

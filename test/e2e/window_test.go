@@ -54,6 +54,23 @@ func seedLiveNotifications(ctx context.Context, database string, n int) {
 	Expect(err).NotTo(HaveOccurred())
 }
 
+// unseedLiveNotifications deletes what seedLiveNotifications inserted, and their head
+// copies, behind the store's back again: the head's meta document goes too, so the
+// next read of the live list rebuilds it.
+func unseedLiveNotifications(ctx context.Context, database string) {
+	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = mc.Disconnect(context.Background()) }()
+	db := mc.Database(database)
+	seeded := bson.D{{Key: "backtest", Value: false}, {Key: "notificationId", Value: bson.D{{Key: "$regex", Value: "^hist-"}}}}
+	for _, coll := range []string{"notification-items", "notification-head"} {
+		_, err := db.Collection(coll).DeleteMany(ctx, seeded)
+		Expect(err).NotTo(HaveOccurred(), "delete the seeded history from %s", coll)
+	}
+	_, err = db.Collection("notification-head").DeleteOne(ctx, bson.D{{Key: "backtest", Value: false}, {Key: "notificationId", Value: ""}})
+	Expect(err).NotTo(HaveOccurred())
+}
+
 // gatewayOp sends one operation to the tenant and returns the HTTP status and body.
 func gatewayOp(ctx context.Context, op map[string]any) (int, []byte) {
 	b, _ := json.Marshal(op)
