@@ -92,6 +92,19 @@ local function add_range(cov, a, b, step)
   end
   redis.call('ZADD', cov, n2s(a), n2s(a) .. ':' .. n2s(b))
 end
+-- add_runs merges ascending open times into the coverage, one range per contiguous run.
+local function add_runs(cov, ts, step)
+  local a, b = nil, nil
+  for _, t in ipairs(ts) do
+    if a and t == b + step then
+      b = t
+    else
+      if a then add_range(cov, a, b, step) end
+      a, b = t, t
+    end
+  end
+  if a then add_range(cov, a, b, step) end
+end
 local function held(z, ts)
   return redis.call('ZRANGEBYSCORE', z, ts, ts, 'LIMIT', 0, 1)[1]
 end
@@ -180,19 +193,12 @@ local live, expired = prune(m.toks, now, ARGV[2])
 m.toks = live
 if expired or ARGV[5] == 'x' or not ours(e, ARGV[1]) or m.ep ~= e then m.st = 'u' end
 if m.st == 'k' or m.st == 'b' then
-  local step = tonumber(ARGV[3])
-  local a, b = nil, nil
+  local ts = {}
   for i = 6, #ARGV, 2 do
-    local ts = tonumber(ARGV[i])
     if not held(KEYS[3], ARGV[i]) then redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]) end
-    if a and ts == b + step then
-      b = ts
-    else
-      if a then add_range(KEYS[2], a, b, step) end
-      a, b = ts, ts
-    end
+    ts[#ts + 1] = tonumber(ARGV[i])
   end
-  if a then add_range(KEYS[2], a, b, step) end
+  add_runs(KEYS[2], ts, tonumber(ARGV[3]))
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 meta_put(KEYS[2], m, ARGV[4])
@@ -244,17 +250,9 @@ return {1}
 var seriesWalkScript = redis.NewScript(luaSeries + luaClaimed + `
 local step, n = tonumber(ARGV[5]), tonumber(ARGV[7])
 local r = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[6], '+inf', 'WITHSCORES', 'LIMIT', 0, n)
-local a, b = nil, nil
-for i = 2, #r, 2 do
-  local ts = tonumber(r[i])
-  if a and ts == b + step then
-    b = ts
-  else
-    if a then add_range(KEYS[2], a, b, step) end
-    a, b = ts, ts
-  end
-end
-if a then add_range(KEYS[2], a, b, step) end
+local ts = {}
+for i = 2, #r, 2 do ts[#ts + 1] = tonumber(r[i]) end
+add_runs(KEYS[2], ts, step)
 if #r < 2 * n then
   local live, expired = prune(m.toks, now, nil)
   m.toks, m.b, m.lease = live, '', 0
