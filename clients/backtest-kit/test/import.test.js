@@ -25,8 +25,13 @@ async function tenant() {
     const o = { url: env[`${P}URL`], namespace: env[`${P}NAMESPACE`], name: env[`${P}NAME`], token: env[`${P}TOKEN`], tokenFile: env[`${P}TOKEN_FILE`], caFile: env[`${P}CA_FILE`] };
     return { opts: o, close: async () => {} };
   }
+  return fakeTenant();
+}
+
+/** A tenant on the in-memory fake, whose list reads return the window, as the store's. */
+async function fakeTenant() {
   const gw = await startFakeGateway();
-  gw.state.listWindows = LIST_WINDOWS; // list reads return the window, as the store's
+  gw.state.listWindows = LIST_WINDOWS;
   return { opts: { url: gw.url, namespace: "team-a", name: "store", token: "good-token" }, close: () => gw.close() };
 }
 
@@ -153,9 +158,7 @@ test("list items older than the window a read returns: sent, not counted as chan
     await inst.writeStorageData(rows);
   });
   // The fake, whatever the environment: in a shared tenant the other tests' items decide the window.
-  const gw = await startFakeGateway();
-  gw.state.listWindows = LIST_WINDOWS;
-  const ten = { opts: { url: gw.url, namespace: "team-a", name: "store", token: "good-token" }, close: () => gw.close() };
+  const ten = await fakeTenant();
   const client = new GatewayClient(ten.opts);
   try {
     const first = await importDump({ client, dump: dir, verify: true, progressBar: false });
