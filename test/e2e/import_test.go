@@ -37,12 +37,12 @@ type importReport struct {
 		Failed    int `json:"failed"`
 	} `json:"kinds"`
 	Verify *struct {
-		OK         bool  `json:"ok"`
-		Records    int   `json:"records"`
-		Matched    int   `json:"matched"`
+		OK      bool `json:"ok"`
+		Records int  `json:"records"`
+		Matched int  `json:"matched"`
 		// list items older than the window a read returns (other specs share the tenant's lists)
-		BeyondWindow int `json:"beyondWindow"`
-		Mismatches []any `json:"mismatches"`
+		BeyondWindow int   `json:"beyondWindow"`
+		Mismatches   []any `json:"mismatches"`
 	} `json:"verify"`
 }
 
@@ -237,16 +237,7 @@ var _ = Describe("adopting a database written by @backtest-kit/mongo", Ordered, 
 
 		By("adopting the database with a BacktestPersistence, and granting an auditor the scan verb")
 		kubectl(ctx, "apply", "--server-side", "-f", repoPath("config", "rbac", "data_auditor_role.yaml"))
-		kubectlApply(ctx, fmt.Sprintf(`apiVersion: persistence.backtestkit.dev/v1
-kind: BacktestPersistence
-metadata: {name: adopted, namespace: %[1]s}
-spec:
-  mongo:
-    uriSecretRef: {name: e2e-mongodb, key: uri}
-    database: %[2]s
-  redis:
-    urlSecretRef: {name: e2e-redis, key: url}
----
+		kubectlApply(ctx, tenantOnDatabase("adopted", db)+fmt.Sprintf(`---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: auditor, namespace: %[1]s}
@@ -257,7 +248,7 @@ metadata: {name: auditor-data, namespace: %[1]s}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: backtestpersistence-data-auditor}
 subjects:
 - {kind: ServiceAccount, name: auditor, namespace: %[1]s}
-`, tenantNamespace, db))
+`, tenantNamespace))
 		kubectl(ctx, "-n", tenantNamespace, "wait", "--for=condition=Ready", "--timeout=120s", "backtestpersistence/adopted")
 		auditor := strings.TrimSpace(kubectl(ctx, "-n", tenantNamespace, "create", "token", "auditor", "--duration=1h"))
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,13 +90,18 @@ func workerCommand(ctx context.Context, adapter string, args ...string) *exec.Cm
 
 // withGatewayEnv points the client of a worker at the suite's tenant.
 func withGatewayEnv(cmd *exec.Cmd) *exec.Cmd {
+	return withTenantEnv(cmd, tenantName)
+}
+
+// withTenantEnv points the client of a worker at one of the namespace's tenants.
+func withTenantEnv(cmd *exec.Cmd, name string) *exec.Cmd {
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = append(cmd.Env,
 		"BACKTEST_PERSISTENCE_URL="+gatewayURL,
 		"BACKTEST_PERSISTENCE_NAMESPACE="+tenantNamespace,
-		"BACKTEST_PERSISTENCE_NAME="+tenantName,
+		"BACKTEST_PERSISTENCE_NAME="+name,
 		"BACKTEST_PERSISTENCE_TOKEN="+token)
 	return cmd
 }
@@ -235,30 +239,6 @@ var _ = Describe("backtest-kit on the operator", Ordered, func() {
 			Expect(combined).To(Equal(uninterrupted))
 		}, SpecTimeout(6*time.Minute))
 	}
-
-	// Last: it leaves a long live history in the tenant's database.
-	It("restores the newest 500 of 200,000 stored notifications after a restart", func(ctx SpecContext) {
-		database := kubectl(ctx, "-n", tenantNamespace, "get", "backtestpersistence", tenantName, "-o", "jsonpath={.status.database}")
-		const n = 200_000
-		seedLiveNotifications(ctx, strings.TrimSpace(database), n)
-		// The history is this spec's: FerretDB scans a collection for every upsert, so
-		// 200,000 extra items would slow the other specs' notification writes.
-		DeferCleanup(unseedLiveNotifications, strings.TrimSpace(database))
-		// An adopted history has no head yet: the first read builds it and answers 503
-		// (retry) until then.
-		read := map[string]any{"kind": "notification", "op": "read", "key": map[string]any{"backtest": false}}
-		Eventually(func(g Gomega) {
-			code, body := gatewayOp(ctx, read)
-			g.Expect(code).To(Equal(http.StatusOK), "%s", tail(string(body), 300))
-		}).WithTimeout(10 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-
-		expectNewest(restoreNotifications(ctx), n-499, n)
-		item := map[string]any{"id": fmt.Sprintf("hist-%07d", n+1), "type": "signal.opened", "backtest": false, "createdAt": historyBase + n + 1}
-		code, body := gatewayOp(ctx, map[string]any{"kind": "notification", "op": "write", "key": map[string]any{"backtest": false}, "value": []any{item}})
-		Expect(code).To(Equal(http.StatusOK), "%s", body)
-		// The next process (a restart) restores the same window, moved by the write.
-		expectNewest(restoreNotifications(ctx), n-498, n+1)
-	}, SpecTimeout(15*time.Minute))
 })
 
 // clientTests runs client test files against the suite's tenant: none may be skipped or fail.

@@ -156,6 +156,21 @@ subjects:
 `, tenantNamespace, tenantName, mongoURI, redisURL, workerAccount)
 }
 
+// tenantOnDatabase is another tenant of the namespace, on the suite's servers and a
+// database of its own; the workers' Role already grants its data.
+func tenantOnDatabase(name, database string) string {
+	return fmt.Sprintf(`apiVersion: persistence.backtestkit.dev/v1
+kind: BacktestPersistence
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  mongo:
+    uriSecretRef: {name: e2e-mongodb, key: uri}
+    database: %[3]s
+  redis:
+    urlSecretRef: {name: e2e-redis, key: url}
+`, tenantNamespace, name, database)
+}
+
 // managerProcess is the operator binary running against the envtest API server.
 type managerProcess struct {
 	cmd  *exec.Cmd
