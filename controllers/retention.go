@@ -67,8 +67,9 @@ func (r *BacktestPersistenceReconciler) reconcileRetention(ctx context.Context, 
 		}
 		rdb = st.redis
 	}
-	store, err := persist.Open(persist.Options{Database: st.mongo.Database(infra.DatabaseName(obj)), Redis: rdb,
-		KeyPrefix: infra.KeyPrefix(obj), ListWindows: tenants.ListWindows(obj), SkipIndexes: true, HealthInterval: -1})
+	database := infra.DatabaseName(obj)
+	store, err := persist.Open(persist.Options{Database: st.mongo.Database(database), Redis: rdb,
+		CacheIdentity: infra.CacheIdentity(st.endpoints.MongoURI, database), KeyPrefix: infra.KeyPrefix(obj), ListWindows: tenants.ListWindows(obj), SkipIndexes: true, HealthInterval: -1})
 	if err != nil {
 		return ctrl.Result{}, err
 	}

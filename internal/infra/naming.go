@@ -3,6 +3,7 @@ package infra
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/url"
 	"strings"
 
 	v1 "github.com/backtestpersistence/operator/api/v1"
@@ -60,4 +61,17 @@ func KeyPrefix(obj *v1.BacktestPersistence) string {
 		p += ":"
 	}
 	return p
+}
+
+// CacheIdentity names what a tenant's cache fronts: the MongoDB endpoint (its hosts
+// and options, without credentials, so a rotated password keeps it) and the database.
+// Stores of different identities never serve each other's cache entries, so every
+// store of one tenant (the gateway's, the controller's) must be opened with this one.
+func CacheIdentity(mongoURI, database string) string {
+	endpoint := mongoURI
+	if u, err := url.Parse(mongoURI); err == nil {
+		u.User = nil
+		endpoint = u.String()
+	}
+	return endpoint + "\x00" + database
 }

@@ -73,3 +73,22 @@ func TestEscapeGlob(t *testing.T) {
 		t.Fatalf("escapeGlob = %q", got)
 	}
 }
+
+func TestCacheIdentity(t *testing.T) {
+	a := CacheIdentity("mongodb://u:old@db-0:27017,db-1:27017/?replicaSet=rs0", "d1")
+	b := CacheIdentity("mongodb://u:new@db-0:27017,db-1:27017/?replicaSet=rs0", "d1")
+	if a != b {
+		t.Fatalf("a rotated password changed the identity: %q vs %q", a, b)
+	}
+	if strings.Contains(a, "old") {
+		t.Fatalf("identity carries the password: %q", a)
+	}
+	for _, other := range [][2]string{
+		{"mongodb://u:old@db-0:27017,db-1:27017/?replicaSet=rs0", "d2"},
+		{"mongodb://u:old@other:27017/?replicaSet=rs0", "d1"},
+	} {
+		if CacheIdentity(other[0], other[1]) == a {
+			t.Fatalf("%+v has the identity of another database", other)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package tenant
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/backtestpersistence/operator/internal/infra"
@@ -65,7 +64,7 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 	ps.releases = append(ps.releases, release)
 	opts := persist.Options{
 		Database:      mc.Database(cfg.Database),
-		CacheIdentity: cacheIdentity(cfg),
+		CacheIdentity: infra.CacheIdentity(cfg.MongoURI, cfg.Database),
 		KeyPrefix:     cfg.KeyPrefix,
 		CacheTTL:      cfg.CacheTTL,
 		OpTimeout:     o.OpTimeout,
@@ -96,16 +95,4 @@ func (o *PoolOpener) Open(ctx context.Context, cfg Config) (OpenStore, error) {
 		return fail(fmt.Errorf("init store: %w", err))
 	}
 	return ps, nil
-}
-
-// cacheIdentity names what a tenant's cache fronts: the MongoDB endpoint (its hosts
-// and options, without credentials, so a rotated password keeps it) and the database.
-// Stores of different identities never serve each other's cache entries.
-func cacheIdentity(cfg Config) string {
-	endpoint := cfg.MongoURI
-	if u, err := url.Parse(cfg.MongoURI); err == nil {
-		u.User = nil
-		endpoint = u.String()
-	}
-	return endpoint + "\x00" + cfg.Database
 }

@@ -3,7 +3,6 @@ package tenant
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,25 +177,6 @@ func TestRegistryAcquireAndReplace(t *testing.T) {
 	r.remove(key)
 	if _, _, err := r.Acquire("ns", "t"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removed tenant: %v", err)
-	}
-}
-
-func TestCacheIdentity(t *testing.T) {
-	a := cacheIdentity(Config{MongoURI: "mongodb://u:old@db-0:27017,db-1:27017/?replicaSet=rs0", Database: "d1"})
-	b := cacheIdentity(Config{MongoURI: "mongodb://u:new@db-0:27017,db-1:27017/?replicaSet=rs0", Database: "d1"})
-	if a != b {
-		t.Fatalf("a rotated password changed the identity: %q vs %q", a, b)
-	}
-	if strings.Contains(a, "old") {
-		t.Fatalf("identity carries the password: %q", a)
-	}
-	for _, other := range []Config{
-		{MongoURI: "mongodb://u:old@db-0:27017,db-1:27017/?replicaSet=rs0", Database: "d2"},
-		{MongoURI: "mongodb://u:old@other:27017/?replicaSet=rs0", Database: "d1"},
-	} {
-		if cacheIdentity(other) == a {
-			t.Fatalf("%+v has the identity of another database", other)
-		}
 	}
 }
 

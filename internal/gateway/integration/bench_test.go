@@ -229,6 +229,7 @@ func BenchmarkGatewayRatios(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			hits := cacheHits("state", "read")
 			res, err := loadgen.RunProcess(loadgen.Config{
 				Addr: pu.Host, TLS: pu.Scheme == "https", CAPEM: suite.certPEM,
 				Path: opsPath(a.ns, a.name), Token: suite.tokens["a-writer"], Bodies: bodies, Want: want,
@@ -237,6 +238,10 @@ func BenchmarkGatewayRatios(b *testing.B) {
 			})
 			if err != nil {
 				b.Fatal(err)
+			}
+			// Cached reads, or the comparison is void: each gateway read was a hit.
+			if served := cacheHits("state", "read") - hits; name != "noop" && served < float64(res.Requests) {
+				b.Fatalf("%s round %d: %v of %d reads were cache hits", name, round, served, res.Requests)
 			}
 			s := got[name]
 			s.elapsed += res.Elapsed

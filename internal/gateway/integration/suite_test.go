@@ -264,7 +264,8 @@ func newTenant(ctx context.Context, ns, name string) (*tenantEnv, error) {
 		return tn, err
 	}
 	rc := tn.redis.Client()
-	tn.direct, err = persist.Open(persist.Options{Database: tn.mclient.Database(infra.DatabaseName(tn.obj)),
+	db := infra.DatabaseName(tn.obj)
+	tn.direct, err = persist.Open(persist.Options{Database: tn.mclient.Database(db), CacheIdentity: infra.CacheIdentity(tn.mongo.URI(), db),
 		Redis: rc, KeyPrefix: infra.KeyPrefix(tn.obj), OpTimeout: 5 * time.Second})
 	if err != nil {
 		return tn, err
