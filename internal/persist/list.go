@@ -12,6 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+	"golang.org/x/sync/errgroup"
 )
 
 // List kinds (Storage, Notification, Log) take the whole array on every write and
@@ -191,10 +193,14 @@ func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error 
 	if err := encodeItems(todo); err != nil {
 		return err
 	}
-	if err := s.writeListItems(ctx, c, todo); err != nil {
+	written, err := s.writeListItems(ctx, c, todo)
+	if err != nil {
 		return err
 	}
-	if err := s.headPut(ctx, c, todo); err != nil {
+	if s.beforeHeadPut != nil {
+		s.beforeHeadPut()
+	}
+	if err := s.headPut(ctx, c, todo, written); err != nil {
 		return err
 	}
 	if s.heads.grew(s.headKey(c), len(todo), s.Window(c.spec.Kind)) {
@@ -203,13 +209,24 @@ func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error 
 	return nil
 }
 
+// itemWrites is what the commit of a list write's items decided, per item, for its
+// head copy: the version the item's upsert gave it (upsert kinds; the item
+// collection's order of writes), or whether the item was stored already
+// (insert-only kinds: the stored content wins, whoever sent it).
+type itemWrites struct {
+	versions []int64
+	stored   []bool
+}
+
+// itemWriteConcurrency bounds the item upserts of one list write in flight at once.
+const itemWriteConcurrency = 4
+
 // writeListItems writes the new and changed items: unordered insertMany for
-// insert-only kinds, unordered bulk upserts otherwise.
-func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) error {
+// insert-only kinds, one upsert per item otherwise, each returning the item's new
+// version, so that the head copies follow the item collection's order of writes
+// even when two replicas write one item at once.
+func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (itemWrites, error) {
 	idField := c.spec.ItemField.Doc
-	if len(todo) == 0 {
-		return nil
-	}
 	now := time.Now().UTC()
 	coll := s.opts.Database.Collection(c.spec.Collection)
 	if c.spec.InsertOnly {
@@ -227,29 +244,41 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) er
 			}
 			docs = append(docs, d)
 		}
-		return s.insertIgnoringDuplicates(ctx, c, coll, docs)
+		stored, err := s.insertReportingDuplicates(ctx, c, coll, docs)
+		return itemWrites{stored: stored}, err
 	}
-	models := make([]mongo.WriteModel, 0, len(todo))
-	for _, it := range todo {
-		p := it.enc
-		set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
-			{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
-		update := upsertUpdate(set, now, p.Encoding)
-		f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(update).SetUpsert(true))
+	versions := make([]int64, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(itemWriteConcurrency)
+	for i, it := range todo {
+		g.Go(func() error {
+			p := it.enc
+			set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
+				{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
+			update := upsertUpdate(set, now, p.Encoding)
+			f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
+			var raw bson.Raw
+			err := retryUpsert(gctx, &s.upsertRetries, func() error {
+				var err error
+				raw, err = s.findAndModify(gctx, coll, f, update, true, bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
+				return err
+			})
+			if err != nil {
+				return wrapMongo(c, "upsert", err)
+			}
+			versions[i] = docInt(bsoncore.Document(raw), fieldVersion)
+			return nil
+		})
 	}
-	return s.bulkUpsert(ctx, c, coll, models, "bulk upsert")
+	if err := g.Wait(); err != nil {
+		return itemWrites{}, err
+	}
+	return itemWrites{versions: versions}, nil
 }
 
-// insertIgnoringDuplicates inserts docs with unordered insertMany calls; a
-// duplicate-key error means "already stored" (insert-only kinds) and is not an error.
-func (s *Store) insertIgnoringDuplicates(ctx context.Context, c *call, coll *mongo.Collection, docs []any) error {
-	_, err := s.insertReportingDuplicates(ctx, c, coll, docs)
-	return err
-}
-
-// insertReportingDuplicates is insertIgnoringDuplicates that also says which
-// documents were already stored.
+// insertReportingDuplicates inserts docs with unordered insertMany calls and says
+// which were already stored: a duplicate-key error means "already stored"
+// (insert-only kinds) and is not an error.
 func (s *Store) insertReportingDuplicates(ctx context.Context, c *call, coll *mongo.Collection, docs []any) ([]bool, error) {
 	dup := make([]bool, len(docs))
 	for start := 0; start < len(docs); start += insertChunk {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -194,9 +195,12 @@ func encodeItems(items []listItem) error {
 }
 
 // headFields are the stored fields of a head copy of an item.
-func headFields(spec *KindSpec, payload bsoncore.Value, encoding int, hash string, key float64, now time.Time) bson.D {
+func headFields(spec *KindSpec, payload bsoncore.Value, encoding int, hash string, key float64, version int64, now time.Time) bson.D {
 	d := bson.D{{Key: spec.PayloadField, Value: bson.RawValue{Type: bson.Type(payload.Type), Value: payload.Data}},
 		{Key: fieldHash, Value: hash}, {Key: fieldSortKey, Value: key}, {Key: fieldUpdateDate, Value: now}}
+	if version > 0 {
+		d = append(d, bson.E{Key: fieldVersion, Value: version})
+	}
 	if encoding == encodingEscaped {
 		d = append(d, bson.E{Key: fieldEncoding, Value: int32(encodingEscaped)})
 	}
@@ -240,10 +244,16 @@ func (s *Store) knownHashes(ctx context.Context, c *call, ids []string) (map[str
 	return stored, nil
 }
 
-// headPut copies new and changed items into the head, after they were committed.
-// Insert-only kinds never replace a head copy (the stored item wins, as in the
-// item collection).
-func (s *Store) headPut(ctx context.Context, c *call, todo []listItem) error {
+// headPut copies new and changed items into the head, after they were committed,
+// so that the head holds what the item collection holds whatever the interleaving
+// of two writers of one item:
+//   - upsert kinds: a copy replaces only a copy of a lower item version (or one
+//     without a version, written before versions were copied);
+//   - insert-only kinds: an item this write inserted is copied as sent; an item
+//     that was stored already (another writer's, or this write's own retry after a
+//     failure between items and head) is copied as stored, read back, and only
+//     where the head has no copy of it.
+func (s *Store) headPut(ctx context.Context, c *call, todo []listItem, written itemWrites) error {
 	if len(todo) == 0 {
 		return nil
 	}
@@ -252,20 +262,96 @@ func (s *Store) headPut(ctx context.Context, c *call, todo []listItem) error {
 	}
 	now := time.Now().UTC()
 	models := make([]mongo.WriteModel, 0, len(todo))
-	for _, it := range todo {
-		fields := headFields(c.spec, it.enc.Value, it.enc.Encoding, it.hash, sortKeyJSON(it.raw, c.spec.Head.SortField), now)
-		var update bson.D
-		if c.spec.InsertOnly {
-			update = bson.D{{Key: "$setOnInsert", Value: fields}}
-		} else {
-			if it.enc.Encoding != encodingEscaped {
-				update = bson.D{{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}}}
+	if c.spec.InsertOnly {
+		var already []string
+		for i, it := range todo {
+			if written.stored[i] {
+				already = append(already, it.id)
+				continue
 			}
-			update = append(update, bson.E{Key: "$set", Value: fields})
+			fields := headFields(c.spec, it.enc.Value, it.enc.Encoding, it.hash, sortKeyJSON(it.raw, c.spec.Head.SortField), 0, now)
+			models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, it.id)).
+				SetUpdate(headSet(fields, it.enc.Encoding)).SetUpsert(true))
 		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, it.id)).SetUpdate(update).SetUpsert(true))
+		if len(already) > 0 {
+			stored, err := s.storedItems(ctx, c, already)
+			if err != nil {
+				return err
+			}
+			for _, d := range stored {
+				id, _ := d.Lookup(c.spec.ItemField.Doc).StringValueOK()
+				p, err := d.LookupErr(c.spec.PayloadField)
+				if err != nil {
+					continue
+				}
+				hash, _ := d.Lookup(fieldHash).StringValueOK()
+				fields := headFields(c.spec, p, int(docInt(d, fieldEncoding)), hash, sortKeyBSON(p, c.spec.Head.SortField), 0, now)
+				models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, id)).
+					SetUpdate(bson.D{{Key: "$setOnInsert", Value: fields}}).SetUpsert(true))
+			}
+		}
+		return s.bulkUpsert(ctx, c, s.headColl(c.spec), models, "head upsert")
 	}
-	return s.bulkUpsert(ctx, c, s.headColl(c.spec), models, "head upsert")
+	for i, it := range todo {
+		v := written.versions[i]
+		fields := headFields(c.spec, it.enc.Value, it.enc.Encoding, it.hash, sortKeyJSON(it.raw, c.spec.Head.SortField), v, now)
+		filter := append(headFilter(c, it.id), bson.E{Key: fieldVersion, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: v}}}}})
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(headSet(fields, it.enc.Encoding)).SetUpsert(true))
+	}
+	return s.versionedUpsert(ctx, c, s.headColl(c.spec), models, "head upsert")
+}
+
+// headSet replaces a head copy with fields.
+func headSet(fields bson.D, encoding int) bson.D {
+	var update bson.D
+	if encoding != encodingEscaped {
+		update = bson.D{{Key: "$unset", Value: bson.D{{Key: fieldEncoding, Value: ""}}}}
+	}
+	return append(update, bson.E{Key: "$set", Value: fields})
+}
+
+// storedItems reads the stored items of the given ids from the item collection.
+func (s *Store) storedItems(ctx context.Context, c *call, ids []string) ([]bsoncore.Document, error) {
+	in := make(bson.A, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	idField := c.spec.ItemField.Doc
+	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: bson.D{{Key: "$in", Value: in}}})
+	return s.findAll(ctx, c, filter, bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: c.spec.PayloadField, Value: 1},
+		{Key: fieldEncoding, Value: 1}, {Key: fieldHash, Value: 1}}, nil)
+}
+
+// versionedUpsert runs upserts whose filters match only an older copy (or none).
+// A duplicate-key error is either the race of two inserts of a new copy (FerretDB)
+// or a newer copy being there: the refused upserts are sent once more, and a
+// refusal then means a newer copy is there, which is not an error.
+func (s *Store) versionedUpsert(ctx context.Context, c *call, coll *mongo.Collection, models []mongo.WriteModel, what string) error {
+	for start := 0; start < len(models); start += bulkChunk {
+		chunk := models[start:min(start+bulkChunk, len(models))]
+		for attempt := 1; len(chunk) > 0; attempt++ {
+			_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			if err == nil {
+				break
+			}
+			if !onlyDuplicates(err) {
+				return wrapMongo(c, what, err)
+			}
+			if attempt == 2 {
+				break
+			}
+			var bwe mongo.BulkWriteException
+			errors.As(err, &bwe)
+			again := make([]mongo.WriteModel, 0, len(bwe.WriteErrors))
+			for _, we := range bwe.WriteErrors {
+				if we.Index >= 0 && we.Index < len(chunk) {
+					again = append(again, chunk[we.Index])
+				}
+			}
+			chunk = again
+		}
+	}
+	return nil
 }
 
 // bulkUpsert runs upserts in unordered bulk calls of at most bulkChunk operations.
@@ -488,7 +574,7 @@ func (s *Store) rebuildHead(ctx context.Context, c *call) error {
 	idField := c.spec.ItemField.Doc
 	cur, err := s.opts.Database.Collection(c.spec.Collection).Find(ctx, c.mongoFilter(), options.Find().SetBatchSize(rebuildBatch).
 		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: c.spec.PayloadField, Value: 1},
-			{Key: fieldEncoding, Value: 1}, {Key: fieldHash, Value: 1}}))
+			{Key: fieldEncoding, Value: 1}, {Key: fieldHash, Value: 1}, {Key: fieldVersion, Value: 1}}))
 	if err != nil {
 		return wrapMongo(c, "rebuild head: find", err)
 	}
@@ -523,7 +609,7 @@ func (s *Store) rebuildHead(ctx context.Context, c *call) error {
 			continue
 		}
 		hash, _ := rd.doc.Lookup(fieldHash).StringValueOK()
-		fields := headFields(c.spec, p, int(docInt(rd.doc, fieldEncoding)), hash, rd.key, now)
+		fields := headFields(c.spec, p, int(docInt(rd.doc, fieldEncoding)), hash, rd.key, docInt(rd.doc, fieldVersion), now)
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, id)).
 			SetUpdate(bson.D{{Key: "$setOnInsert", Value: fields}}).SetUpsert(true))
 	}

@@ -48,6 +48,9 @@ type Store struct {
 	beforeRebuild func()
 	// beforePruneRebuild, when set (tests only), runs before Prune rebuilds a list head.
 	beforePruneRebuild func()
+	// beforeHeadPut, when set (tests only), runs between a list write's item commit
+	// and its head copies.
+	beforeHeadPut func()
 	// afterLoad, when set (tests only), runs between a read's MongoDB load and its cache fill.
 	afterLoad func(key string)
 }
