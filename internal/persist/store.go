@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,15 +205,75 @@ func (s *Store) Do(ctx context.Context, req Request) (Result, error) {
 	return res, err
 }
 
-// Batch runs requests in order and returns one result and one error per request.
-// Requests are independent: one failing does not stop the others.
+// batchConcurrency bounds the keys of one batch that run at once.
+const batchConcurrency = 4
+
+// Batch runs requests and returns one result and one error per request. Requests
+// are independent: one failing does not stop the others. Requests of one key run
+// one after another in their order in the batch; those of different keys run
+// concurrently, at most batchConcurrency keys at once (a batch holds writes its
+// client had in flight together, so their order among keys was never fixed).
 func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
 	results := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
+	var order []string
+	groups := make(map[string][]int, len(reqs))
 	for i := range reqs {
-		results[i], errs[i] = s.Do(ctx, reqs[i])
+		k := batchKey(&reqs[i])
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
 	}
+	run := func(idx []int) {
+		next := 0
+		defer func() {
+			// A panic fails its key's requests, not the process: the handler's guard
+			// does not reach a goroutine of its own.
+			if v := recover(); v != nil {
+				for _, i := range idx[next:] {
+					errs[i] = fmt.Errorf("internal error in a %s %s of a batch: %v", reqs[i].Kind, reqs[i].Op, v)
+				}
+			}
+		}()
+		for ; next < len(idx); next++ {
+			i := idx[next]
+			results[i], errs[i] = s.Do(ctx, reqs[i])
+		}
+	}
+	if len(order) == 1 {
+		run(groups[order[0]])
+		return results, errs
+	}
+	sem := make(chan struct{}, batchConcurrency)
+	var wg sync.WaitGroup
+	for _, k := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(idx []int) {
+			defer func() { <-sem; wg.Done() }()
+			run(idx)
+		}(groups[k])
+	}
+	wg.Wait()
 	return results, errs
+}
+
+// batchKey names the stored key a request touches, for Batch's per-key order: its
+// kind and key fields, sorted. Two spellings of one key that validation would
+// accept (a number written 1 or 1.0) decode alike; a key that validation refuses
+// only lands in some group, where it fails on its own.
+func batchKey(req *Request) string {
+	names := make([]string, 0, len(req.Key))
+	for n := range req.Key {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	b := append([]byte(req.Kind), 0)
+	for _, n := range names {
+		b = fmt.Appendf(b, "%q=%#v\x00", n, req.Key[n])
+	}
+	return string(b)
 }
 
 func (s *Store) do(ctx context.Context, req *Request) (Result, bool, error) {

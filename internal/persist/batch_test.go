@@ -1,0 +1,96 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// batchObserver reports each finished operation of a kind on a channel.
+type batchObserver struct {
+	kind Kind
+	done chan struct{}
+}
+
+func (o *batchObserver) Observe(kind Kind, _ Op, _ time.Duration, _ error, _ bool) {
+	if kind == o.kind {
+		select {
+		case o.done <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// A batch's requests of one key run in their order; requests of different keys do
+// not wait for each other: a list write held between its items and its head lets
+// the batch's other keys finish meanwhile.
+func TestBatchRunsKeysConcurrentlyAndEachKeyInOrder(t *testing.T) {
+	for _, cache := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cache=%v", cache), func(t *testing.T) {
+			obs := &batchObserver{kind: KindState, done: make(chan struct{}, 1)}
+			f := newFixture(t, storeConfig{cache: cache, mutate: func(o *Options) { o.Observer = obs }})
+			stateKey := func(n int) map[string]any { return keyOf("signalId", fmt.Sprintf("s%d", n), "bucketName", "b") }
+			write := func(n, v int) Request {
+				return Request{Kind: KindState, Op: OpWrite, Key: stateKey(n), Value: []byte(stateValue(v)), When: ms(int64(v))}
+			}
+			read := func(n int) Request { return Request{Kind: KindState, Op: OpRead, Key: stateKey(n)} }
+			row := Request{Kind: KindStorage, Op: OpWrite, Key: keyOf("backtest", true), Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})}
+
+			// The storage write waits in its head put until a state write of the same
+			// batch has finished; run one after another, it would wait in vain.
+			var once sync.Once
+			overlapped := make(chan bool, 1)
+			f.store.beforeHeadPut = func() {
+				once.Do(func() {
+					select {
+					case <-obs.done:
+						overlapped <- true
+					case <-time.After(3 * time.Second):
+						overlapped <- false
+					}
+				})
+			}
+			reqs := []Request{row, write(1, 1), write(1, 2), read(1), write(1, 3), read(1), write(2, 7), read(2), read(3)}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			results, errs := f.store.Batch(ctx, reqs)
+			f.store.beforeHeadPut = nil
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("request %d (%s %s): %v", i, reqs[i].Kind, reqs[i].Op, err)
+				}
+			}
+			if !<-overlapped {
+				t.Fatal("the batch's state writes waited for its storage write: keys ran one after another")
+			}
+			assertJSON(t, "read of s1 after its second write", results[3].Value, stateValue(2))
+			assertJSON(t, "read of s1 after its third write", results[5].Value, stateValue(3))
+			assertJSON(t, "read of s2", results[7].Value, stateValue(7))
+			if string(results[8].Value) != "null" && len(results[8].Value) != 0 {
+				t.Fatalf("read of a key never written: %s", results[8].Value)
+			}
+			assertJSON(t, "s1 read after the batch", f.do(read(1)).Value, stateValue(3))
+		})
+	}
+}
+
+// Two spellings of one key (field order) are one key
+// for a batch's order.
+func TestBatchKey(t *testing.T) {
+	a := Request{Kind: KindState, Key: map[string]any{"signalId": "x", "bucketName": "b"}}
+	b := Request{Kind: KindState, Key: map[string]any{"bucketName": "b", "signalId": "x"}}
+	if batchKey(&a) != batchKey(&b) {
+		t.Fatalf("one key, two batch keys: %q %q", batchKey(&a), batchKey(&b))
+	}
+	for _, other := range []Request{
+		{Kind: KindSession, Key: a.Key},
+		{Kind: KindState, Key: map[string]any{"signalId": "x", "bucketName": "c"}},
+		{Kind: KindState, Key: map[string]any{"signalId": "x\x00", "bucketName": "b"}},
+	} {
+		if batchKey(&other) == batchKey(&a) {
+			t.Fatalf("%v has the batch key of %v", other, a)
+		}
+	}
+}
