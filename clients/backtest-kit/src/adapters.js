@@ -8,7 +8,7 @@
  * where JSON turned it into null. The classes are built per client by
  * createAdapterClasses so several clients (tenants) can coexist in one process.
  */
-import { KeyedQueue, mergeNewerWins, mergeOlderWins } from "./queue.js";
+import { KeyedQueue, latestWins, mergeNewerWins, mergeOlderWins } from "./queue.js";
 import { CandleCache, intervalStepMs, storedCandles } from "./candles.js";
 import { timed } from "./stats.js";
 import { DEFAULT_LIST_PART_BYTES, sendListInParts } from "./listwrite.js";
@@ -100,14 +100,23 @@ export function createAdapterClasses({
     return r && r.value !== undefined && r.value !== null ? r.value : empty;
   };
   const qkey = (kind, key, item) => `${kind}\u0000${JSON.stringify(key)}${item === undefined ? "" : `\u0000${item}`}`;
-  /** Serialized write of one record key. */
+  /**
+   * Serialized write of one record key. Writes of a key that queue up behind a
+   * running one collapse into the newest (a record write overwrites the whole
+   * record), so a burst of writes of one key costs two requests, not one per write.
+   */
   const write = (kind, key, value, when, item) =>
-    queue.submit(qkey(kind, key, item), value, async (v) => {
-      const extra = { value: v === undefined ? null : v };
-      const w = ms(when);
-      if (w !== undefined) extra.when = w;
-      await call(kind, "write", key, extra);
-    });
+    queue.submit(
+      qkey(kind, key, item),
+      { value, when },
+      async (w) => {
+        const extra = { value: w.value === undefined ? null : w.value };
+        const t = ms(w.when);
+        if (t !== undefined) extra.when = t;
+        await call(kind, "write", key, extra);
+      },
+      latestWins,
+    );
   /**
    * Serialized, merged, de-duplicated write of a whole list (upsert or insert-only by
    * item id), sent in parts under listPartBytes; only acknowledged parts count as sent.

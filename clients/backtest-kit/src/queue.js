@@ -3,7 +3,8 @@
  * (and any retry of it) completes before the next write of the same key starts:
  * last-issued write wins, as with the file adapters. Writes that queue up behind
  * a running one are merged into one request when the kind allows it (whole-list
- * writes: union by item id), which keeps bursts of overlapping list writes cheap.
+ * writes: union by item id; record overwrites: the newest), which keeps bursts of
+ * overlapping writes of one key cheap.
  */
 export class KeyedQueue {
   /** @param {{coalescedWrites:number}} stats */
@@ -70,6 +71,15 @@ export class KeyedQueue {
     q.active = false;
     this.queues.delete(key);
   }
+}
+
+/**
+ * Merge for whole-record overwrites: the newer write replaces a waiting one. The
+ * waiting write's caller is answered when the newer one is stored; its value is
+ * never seen, as if it had been overwritten at once (both were in flight together).
+ */
+export function latestWins(_older, newer) {
+  return newer;
 }
 
 /** Merge for upsert-by-id lists: union, the newer item wins. */

@@ -169,6 +169,31 @@ test("writes of one key land in issue order", async () => {
   client.close();
 });
 
+test("record writes of one key queued behind a running one collapse into the newest", async () => {
+  const { A, stats, client } = mkClient();
+  const recent = new A.recent("COAL", "s", "e", "", true);
+  const row = (i) => ({ id: `r${i}`, timestamp: i, minuteEstimatedTime: 1 });
+  gw.state.delayMs = 20;
+  const n = gw.state.requests.length;
+  const before = stats.coalescedWrites;
+  await Promise.all([1, 2, 3, 4, 5].map((i) => recent.writeRecentData(row(i), new Date(1000 + i))));
+  gw.state.delayMs = 0;
+  const sent = gw.state.requests.slice(n);
+  assert.equal(sent.length, 2, "the first write runs, the four queued behind it go as one");
+  assert.equal(stats.coalescedWrites - before, 3);
+  assert.equal(sent[1].value.id, "r5", "the newest value is sent");
+  assert.equal(sent[1].when, 1005, "with the newest write's when");
+  assert.equal((await recent.readRecentData()).id, "r5");
+  // A remove queued after a write is not merged away, nor merged into.
+  const m = new A.measure("coal-bucket");
+  gw.state.delayMs = 10;
+  const data = (v) => ({ id: "k", data: v, removed: false });
+  await Promise.all([m.writeMeasureData(data(1), "k", new Date(1)), m.writeMeasureData(data(2), "k", new Date(2)), m.removeMeasureData("k")]);
+  gw.state.delayMs = 0;
+  assert.equal(await m.readMeasureData("k"), null, "the last operation, the remove, wins");
+  client.close();
+});
+
 test("timing counters report calls per kind and method", async () => {
   const { A, stats, client } = mkClient();
   await new A.session("s", "e", "", "X", true).readSessionData();
