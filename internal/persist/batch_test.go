@@ -2,7 +2,9 @@ package persist
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +94,48 @@ func TestBatchKey(t *testing.T) {
 		if batchKey(&other) == batchKey(&a) {
 			t.Fatalf("%v has the batch key of %v", other, a)
 		}
+	}
+}
+
+// A panic in one of a batch's goroutines is raised again in the caller, where the
+// gateway's guard answers, logs and counts it; it neither kills the process nor
+// turns into an error message for the client.
+func TestBatchPanicReachesTheCaller(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: false})
+	f.store.beforeHeadPut = func() { panic("boom in a head put") }
+	defer func() { f.store.beforeHeadPut = nil }()
+	reqs := []Request{
+		{Kind: KindStorage, Op: OpWrite, Key: keyOf("backtest", true), Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})},
+		{Kind: KindState, Op: OpWrite, Key: keyOf("signalId", "p", "bucketName", "b"), Value: []byte(stateValue(1)), When: ms(1)},
+	}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		f.store.Batch(context.Background(), reqs)
+	}()
+	if s, _ := got.(string); !strings.Contains(s, "boom in a head put") {
+		t.Fatalf("Batch recovered %v, want the goroutine's panic raised again", got)
+	}
+}
+
+// A batch that lists a bucket sees the writes of the bucket's keys before it in
+// the batch: such a batch runs in order.
+func TestBatchWithAListRunsInOrder(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	var reqs []Request
+	for i := range 8 {
+		reqs = append(reqs, Request{Kind: KindMeasure, Op: OpWrite, Key: keyOf("bucket", "bl", "key", fmt.Sprintf("k%d", i)),
+			Value: mustJSON(map[string]any{"id": fmt.Sprintf("k%d", i), "data": i, "removed": false}), When: ms(1)})
+	}
+	reqs = append(reqs, Request{Kind: KindMeasure, Op: OpList, Key: keyOf("bucket", "bl")})
+	results, errs := f.store.Batch(context.Background(), reqs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	var keys []string
+	if err := json.Unmarshal(results[8].Value, &keys); err != nil || len(keys) != 8 {
+		t.Fatalf("list after 8 writes in the same batch: %s (%v)", results[8].Value, err)
 	}
 }

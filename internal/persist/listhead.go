@@ -298,7 +298,68 @@ func (s *Store) headPut(ctx context.Context, c *call, todo []listItem, written i
 		filter := append(headFilter(c, it.id), bson.E{Key: fieldVersion, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: v}}}}})
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(headSet(fields, it.enc.Encoding)).SetUpsert(true))
 	}
-	return s.versionedUpsert(ctx, c, s.headColl(c.spec), models, "head upsert")
+	refused, err := s.versionedUpsert(ctx, c, s.headColl(c.spec), models, "head upsert")
+	if err != nil || len(refused) == 0 {
+		return err
+	}
+	ids := make([]string, len(refused))
+	for i, k := range refused {
+		ids[i] = todo[k].id
+	}
+	return s.repairHeadCopies(ctx, c, ids)
+}
+
+// repairHeadCopies settles head copies that refused a write's copy twice: such a
+// copy holds a version at least the write's. It is newer when the item's version in
+// the item collection is at least the copy's. When the item's version is lower (the
+// item was deleted and written again, so its versions started over, while its head
+// copy survived: a retention step cut between its two deletes, or a delete behind
+// the store's back), the copy is stale and is replaced by the item as stored, on
+// the condition that it is still that copy.
+func (s *Store) repairHeadCopies(ctx context.Context, c *call, ids []string) error {
+	items, head := s.opts.Database.Collection(c.spec.Collection), s.headColl(c.spec)
+	proj := bson.D{{Key: "_id", Value: 0}, {Key: c.spec.PayloadField, Value: 1}, {Key: fieldEncoding, Value: 1},
+		{Key: fieldHash, Value: 1}, {Key: fieldVersion, Value: 1}}
+	for _, id := range ids {
+		raw, err := items.FindOne(ctx, headFilter(c, id), options.FindOne().SetProjection(proj)).Raw()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // deleted meanwhile: nothing to copy
+		}
+		if err != nil {
+			return wrapMongo(c, "head repair: find item", err)
+		}
+		item := bsoncore.Document(raw)
+		hraw, err := head.FindOne(ctx, headFilter(c, id), options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})).Raw()
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return wrapMongo(c, "head repair: find copy", err)
+		}
+		iv := docInt(item, fieldVersion)
+		filter := headFilter(c, id)
+		missing := err != nil
+		if !missing {
+			hv := docInt(bsoncore.Document(hraw), fieldVersion)
+			if iv >= hv {
+				continue // the copy is as new as the item, or newer: another writer's
+			}
+			filter = append(filter, bson.E{Key: fieldVersion, Value: hv})
+		} else {
+			// The copy went meanwhile (a trim): put the item as stored, unless a
+			// writer puts a newer copy first.
+			filter = append(filter, bson.E{Key: fieldVersion, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: iv}}}}})
+		}
+		p, perr := item.LookupErr(c.spec.PayloadField)
+		if perr != nil {
+			continue
+		}
+		hash, _ := item.Lookup(fieldHash).StringValueOK()
+		enc := int(docInt(item, fieldEncoding))
+		fields := headFields(c.spec, p, enc, hash, sortKeyBSON(p, c.spec.Head.SortField), iv, time.Now().UTC())
+		_, err = head.UpdateOne(ctx, filter, headSet(fields, enc), options.UpdateOne().SetUpsert(missing))
+		if err != nil && !isUpsertConflict(err) { // a conflict: a writer put a newer copy first
+			return wrapMongo(c, "head repair", err)
+		}
+	}
+	return nil
 }
 
 // headSet replaces a head copy with fields.
@@ -324,34 +385,43 @@ func (s *Store) storedItems(ctx context.Context, c *call, ids []string) ([]bsonc
 
 // versionedUpsert runs upserts whose filters match only an older copy (or none).
 // A duplicate-key error is either the race of two inserts of a new copy (FerretDB)
-// or a newer copy being there: the refused upserts are sent once more, and a
-// refusal then means a newer copy is there, which is not an error.
-func (s *Store) versionedUpsert(ctx context.Context, c *call, coll *mongo.Collection, models []mongo.WriteModel, what string) error {
+// or a copy of a version at least the write's being there: the refused upserts are
+// sent once more, and those refused again are returned (indices into models).
+func (s *Store) versionedUpsert(ctx context.Context, c *call, coll *mongo.Collection, models []mongo.WriteModel, what string) ([]int, error) {
+	var refused []int
 	for start := 0; start < len(models); start += bulkChunk {
-		chunk := models[start:min(start+bulkChunk, len(models))]
-		for attempt := 1; len(chunk) > 0; attempt++ {
+		idx := make([]int, 0, bulkChunk)
+		for i := start; i < min(start+bulkChunk, len(models)); i++ {
+			idx = append(idx, i)
+		}
+		for attempt := 1; len(idx) > 0; attempt++ {
+			chunk := make([]mongo.WriteModel, len(idx))
+			for i, k := range idx {
+				chunk[i] = models[k]
+			}
 			_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
 			if err == nil {
 				break
 			}
 			if !onlyDuplicates(err) {
-				return wrapMongo(c, what, err)
-			}
-			if attempt == 2 {
-				break
+				return nil, wrapMongo(c, what, err)
 			}
 			var bwe mongo.BulkWriteException
 			errors.As(err, &bwe)
-			again := make([]mongo.WriteModel, 0, len(bwe.WriteErrors))
+			again := make([]int, 0, len(bwe.WriteErrors))
 			for _, we := range bwe.WriteErrors {
-				if we.Index >= 0 && we.Index < len(chunk) {
-					again = append(again, chunk[we.Index])
+				if we.Index >= 0 && we.Index < len(idx) {
+					again = append(again, idx[we.Index])
 				}
 			}
-			chunk = again
+			if attempt == 2 {
+				refused = append(refused, again...)
+				break
+			}
+			idx = again
 		}
 	}
-	return nil
+	return refused, nil
 }
 
 // bulkUpsert runs upserts in unordered bulk calls of at most bulkChunk operations.

@@ -159,3 +159,38 @@ func TestLogLineResentAfterItsHeadCopyWasLost(t *testing.T) {
 		t.Fatalf("read returns %q, the item collection holds %q", got, "stored")
 	}
 }
+
+// An item deleted and written again starts its versions over; a head copy that
+// survived the delete (a retention step cut between its two deletes, a delete
+// behind the store's back) holds a higher version, and must not refuse the new
+// item's copies for good.
+func TestHeadCopyOfADeletedItemDoesNotOutliveIt(t *testing.T) {
+	for _, cache := range []bool{true, false} {
+		t.Run(map[bool]string{true: "cache", false: "nocache"}[cache], func(t *testing.T) {
+			f := newFixture(t, storeConfig{cache: cache}).with(t)
+			key := keyOf("backtest", true)
+			write := func(status string) {
+				f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("row-1", 5, status)})})
+			}
+			read := func() string {
+				return listItemField(t, f.do(Request{Kind: KindStorage, Op: OpRead, Key: key}).Value, "row-1", "status")
+			}
+			write("one")
+			readEventually(t, f.store, Request{Kind: KindStorage, Op: OpRead, Key: key}, time.Minute)
+			write("two") // version 2, in the items and the head
+			spec, _ := Lookup(KindStorage)
+			filter := append(f.store.debugFilter(KindStorage, key), bson.E{Key: "signalId", Value: "row-1"})
+			if _, err := f.db.Collection(spec.Collection).DeleteOne(context.Background(), filter); err != nil {
+				t.Fatal(err)
+			}
+			write("three") // version 1 again
+			if got := read(); got != "three" {
+				t.Fatalf("read after the item was written again: %q, want %q", got, "three")
+			}
+			write("four")
+			if got := read(); got != "four" {
+				t.Fatalf("read after the next write: %q, want %q", got, "four")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -212,7 +213,8 @@ const batchConcurrency = 4
 // are independent: one failing does not stop the others. Requests of one key run
 // one after another in their order in the batch; those of different keys run
 // concurrently, at most batchConcurrency keys at once (a batch holds writes its
-// client had in flight together, so their order among keys was never fixed).
+// client had in flight together, so their order among keys was never fixed). A
+// batch with an operation that reads many keys (list, scan) runs in order.
 func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
 	results := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
@@ -220,43 +222,58 @@ func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
 	groups := make(map[string][]int, len(reqs))
 	for i := range reqs {
 		k := batchKey(&reqs[i])
+		if reqs[i].Op == OpList || reqs[i].Op == OpScan {
+			order, groups = nil, nil
+			break
+		}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
 		groups[k] = append(groups[k], i)
 	}
 	run := func(idx []int) {
-		next := 0
-		defer func() {
-			// A panic fails its key's requests, not the process: the handler's guard
-			// does not reach a goroutine of its own.
-			if v := recover(); v != nil {
-				for _, i := range idx[next:] {
-					errs[i] = fmt.Errorf("internal error in a %s %s of a batch: %v", reqs[i].Kind, reqs[i].Op, v)
-				}
-			}
-		}()
-		for ; next < len(idx); next++ {
-			i := idx[next]
+		for _, i := range idx {
 			results[i], errs[i] = s.Do(ctx, reqs[i])
 		}
 	}
-	if len(order) == 1 {
-		run(groups[order[0]])
+	if len(order) <= 1 {
+		all := make([]int, len(reqs))
+		for i := range all {
+			all[i] = i
+		}
+		run(all)
 		return results, errs
 	}
 	sem := make(chan struct{}, batchConcurrency)
 	var wg sync.WaitGroup
+	var panicked atomic.Pointer[batchPanic]
 	for _, k := range order {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(idx []int) {
-			defer func() { <-sem; wg.Done() }()
+			defer func() {
+				if v := recover(); v != nil {
+					panicked.CompareAndSwap(nil, &batchPanic{value: v, stack: debug.Stack()})
+				}
+				<-sem
+				wg.Done()
+			}()
 			run(idx)
 		}(groups[k])
 	}
 	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		// Raised again in the caller's goroutine, where the gateway's guard answers,
+		// logs and counts it as for an operation run there.
+		panic(fmt.Sprintf("%v\n[batch goroutine]\n%s", p.value, p.stack))
+	}
 	return results, errs
+}
+
+// batchPanic is a panic of one of a batch's goroutines.
+type batchPanic struct {
+	value any
+	stack []byte
 }
 
 // batchKey names the stored key a request touches, for Batch's per-key order: its

@@ -32,29 +32,28 @@ export class KeyedQueue {
       this.queues.set(key, q);
     }
     const tail = q.items[q.items.length - 1];
+    let item;
     if (merge && tail && tail.merge === merge) {
       tail.value = merge(tail.value, value);
       this.stats.coalescedWrites++;
-      return tail.promise;
+      item = tail;
+    } else {
+      item = { value, task, merge, waiters: [] };
+      q.items.push(item);
     }
-    const item = { value, task, merge };
-    item.promise = new Promise((resolve, reject) => {
-      item.resolve = resolve;
-      item.reject = reject;
-    });
-    q.items.push(item);
+    const p = new Promise((resolve, reject) => item.waiters.push({ value, resolve, reject }));
     if (!q.active) {
       const d = this.drain(key, q);
       this.running.add(d);
       d.then(() => this.running.delete(d));
     }
-    return item.promise;
+    return p;
   }
 
   /** Resolves when no key has queued or running work. */
   async idle() {
-    while (this.queues.size > 0) {
-      await Promise.allSettled([...this.queues.values()].flatMap((q) => q.items.map((i) => i.promise)).concat([...this.running]));
+    while (this.queues.size > 0 || this.running.size > 0) {
+      await Promise.allSettled([...this.running]);
     }
   }
 
@@ -63,14 +62,33 @@ export class KeyedQueue {
     while (q.items.length > 0) {
       const item = q.items.shift();
       try {
-        item.resolve(await item.task(item.value));
+        const r = await item.task(item.value);
+        for (const w of item.waiters) w.resolve(r);
       } catch (err) {
-        item.reject(err);
+        if (item.waiters.length > 1 && isValueError(err)) {
+          // The merged value was refused for its content: one of the merged writes
+          // is bad. Each then goes on its own, in order, and gets its own verdict, so
+          // a bad write neither fails the good ones nor passes for good itself.
+          for (const w of item.waiters) {
+            try {
+              w.resolve(await item.task(w.value));
+            } catch (e) {
+              w.reject(e);
+            }
+          }
+        } else {
+          for (const w of item.waiters) w.reject(err);
+        }
       }
     }
     q.active = false;
     this.queues.delete(key);
   }
+}
+
+/** An error about a write's value (the gateway's 400/413, a client-side check), not the transport. */
+function isValueError(err) {
+  return err instanceof TypeError || err?.status === 400 || err?.status === 413;
 }
 
 /**

@@ -184,6 +184,14 @@ test("record writes of one key queued behind a running one collapse into the new
   assert.equal(sent[1].value.id, "r5", "the newest value is sent");
   assert.equal(sent[1].when, 1005, "with the newest write's when");
   assert.equal((await recent.readRecentData()).id, "r5");
+  // A merged write refused for its value: each merged write then gets its own verdict.
+  const big = { id: "big", timestamp: 9, pad: "x".repeat(gw.state.maxPayloadBytes + 10) };
+  gw.state.delayMs = 20;
+  const verdicts = await Promise.allSettled([recent.writeRecentData(row(6), new Date(1006)), recent.writeRecentData(row(7), new Date(1007)), recent.writeRecentData(big, new Date(1008))]);
+  gw.state.delayMs = 0;
+  assert.deepEqual(verdicts.map((v) => v.status), ["fulfilled", "fulfilled", "rejected"], "only the oversized write fails");
+  assert.equal(verdicts[2].reason.code, "TooLarge");
+  assert.equal((await recent.readRecentData()).id, "r7", "the last good write is stored");
   // A remove queued after a write is not merged away, nor merged into.
   const m = new A.measure("coal-bucket");
   gw.state.delayMs = 10;
