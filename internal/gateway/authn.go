@@ -163,17 +163,41 @@ func (a *TokenReviewAuthenticator) count(result string) {
 	}
 }
 
+// cachedAuthenticator is an Authenticator that can answer a token from the
+// decisions it holds, reading the token in place (the gateway's hot path: no copy
+// of the token per request). known is false when it holds no decision for it.
+type cachedAuthenticator interface {
+	cached(token []byte) (id *Identity, known bool)
+}
+
+// cached implements cachedAuthenticator: an accepted token's caller, or (nil, true)
+// for a token rejected before.
+func (a *TokenReviewAuthenticator) cached(token []byte) (*Identity, bool) {
+	return a.decided(sha256.Sum256(token))
+}
+
+// decided looks a token's digest up in the decision caches. They are keyed by a
+// digest so that tokens are not kept in memory as map keys.
+func (a *TokenReviewAuthenticator) decided(sum [sha256.Size]byte) (*Identity, bool) {
+	if id, ok := a.accepted.lookup(string(sum[:])); ok {
+		return id, true
+	}
+	if _, ok := a.rejected.lookup(string(sum[:])); ok {
+		return nil, true
+	}
+	return nil, false
+}
+
 // Authenticate implements Authenticator.
 func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (*Identity, error) {
-	// The caches are keyed by a digest so that tokens are not kept in memory as map keys.
 	sum := sha256.Sum256([]byte(token))
-	key := string(sum[:])
-	if id, ok := a.accepted.lookup(key); ok {
+	if id, known := a.decided(sum); known {
+		if id == nil {
+			return nil, ErrUnauthenticated
+		}
 		return id, nil
 	}
-	if _, ok := a.rejected.lookup(key); ok {
-		return nil, ErrUnauthenticated
-	}
+	key := string(sum[:])
 	if !wellFormedJWT(token) {
 		a.count(reviewMalformed)
 		return nil, ErrUnauthenticated

@@ -62,8 +62,13 @@ func NewSubjectAccessReviewAuthorizer(client authzclient.SubjectAccessReviewInte
 
 // Authorize implements Authorizer.
 func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id *Identity, namespace, name, verb string) (bool, string, error) {
-	key := verb + "\x02" + namespace + "\x02" + name + "\x02" + id.cacheKey()
-	d, err := a.cache.get(key, func() (accessDecision, time.Duration, error) {
+	// A decision held is found without building the key as a string.
+	var buf [256]byte
+	k := append(append(append(append(append(append(append(buf[:0], verb...), 2), namespace...), 2), name...), 2), id.cacheKey()...)
+	if d, ok := a.cache.lookupBytes(k); ok {
+		return d.allowed, d.reason, nil
+	}
+	d, err := a.cache.get(string(k), func() (accessDecision, time.Duration, error) {
 		return a.review(ctx, id, namespace, name, verb)
 	})
 	if err != nil {

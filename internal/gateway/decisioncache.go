@@ -38,7 +38,21 @@ func (c *decisionCache[V]) lookup(key string) (V, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[key]
 	c.mu.RUnlock()
-	if ok && now.Before(e.expires) {
+	return e.fresh(ok, now)
+}
+
+// lookupBytes is lookup of a key built in a caller's buffer, without a copy of it.
+func (c *decisionCache[V]) lookupBytes(key []byte) (V, bool) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.entries[string(key)]
+	c.mu.RUnlock()
+	return e.fresh(ok, now)
+}
+
+// fresh returns the entry's value if it was found and has not expired at now.
+func (e cacheEntry[V]) fresh(found bool, now time.Time) (V, bool) {
+	if found && now.Before(e.expires) {
 		return e.value, true
 	}
 	var zero V

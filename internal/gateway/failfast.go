@@ -26,17 +26,18 @@ func newFailFast(window, timeout time.Duration) *failFast {
 	return &failFast{until: map[string]time.Time{}, window: window, timeout: timeout, now: time.Now}
 }
 
-// deadline returns the timeout to use for the tenant's next operation.
-func (f *failFast) deadline(tenant string, normal time.Duration) time.Duration {
+// deadline returns the timeout to use for the tenant's next operation, and whether
+// it is shortened (the tenant is degraded); otherwise it is normal.
+func (f *failFast) deadline(tenant string, normal time.Duration) (time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if u, ok := f.until[tenant]; ok {
 		if f.now().Before(u) {
-			return min(f.timeout, normal)
+			return min(f.timeout, normal), true
 		}
 		delete(f.until, tenant)
 	}
-	return normal
+	return normal, false
 }
 
 // observe records the outcome of an operation. A write refused because Redis is

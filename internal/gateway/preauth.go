@@ -50,10 +50,17 @@ const (
 func (h *Handler) headerReceived(ctx context.Context, hdr *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	hdr.Del(refusalHeader)
 	hdr.Del(unreadBodyHeader)
+	hdr.Del(callerHeader)
+	var id *Identity
 	var err error
-	if h.guard("authentication from the request headers", func() { _, err = h.authenticateHeader(ctx, hdr) }) {
+	if h.guard("authentication from the request headers", func() { id, err = h.authenticateHeader(ctx, hdr) }) {
 		err = apiErrorf(CodeInternal, "internal error while authenticating the request")
 	}
+	if err == nil && id != nil {
+		h.callers.accepted(hdr, id)
+		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
+	}
+	h.callers.forget(hdr)
 	if err == nil {
 		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
 	}
@@ -108,5 +115,5 @@ func (h *Handler) authenticateHeader(ctx context.Context, hdr *fasthttp.RequestH
 	if !found || len(token) == 0 {
 		return nil, apiErrorf(CodeUnauthorized, "a bearer token is required")
 	}
-	return h.checkToken(ctx, string(token))
+	return h.checkToken(ctx, token)
 }

@@ -39,8 +39,8 @@ type Options struct {
 	// Metrics receive per-request observations (default: DefaultMetrics()).
 	Metrics *Metrics
 	Limits  Limits
-	// OpTimeout bounds the store call of an ops request (default 10s); the store's own
-	// per-operation timeout normally fires first.
+	// OpTimeout bounds the shortened deadline of a degraded tenant's ops requests
+	// (default 10s); otherwise the store's own per-operation timeout bounds them.
 	OpTimeout time.Duration
 	// BatchTimeout bounds a whole batch (default 50s, under the server's 60s write timeout).
 	BatchTimeout time.Duration
@@ -55,6 +55,7 @@ type Options struct {
 type Handler struct {
 	o        Options
 	degraded *failFast
+	callers  callers // callers the header hook accepted (callers.go)
 }
 
 // Route names, used as the bounded "route" metric label.
@@ -104,6 +105,7 @@ func (h *Handler) Serve(ctx context.Context, rc *fasthttp.RequestCtx) {
 		if v := recover(); v != nil {
 			code = h.recovered(rc, v)
 		}
+		h.callers.forget(&rc.Request.Header) // a route that did not authenticate
 		h.discardUnreadBody(rc)
 		h.o.Metrics.observeRequest(route, code, time.Since(start))
 	}()
@@ -157,6 +159,7 @@ func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, C
 // malformed request or a timeout (400). It is the server's ErrorHandler.
 func (h *Handler) serveError(ctx context.Context, rc *fasthttp.RequestCtx, err error) {
 	start := time.Now()
+	defer h.callers.forget(&rc.Request.Header)
 	defer func() {
 		if v := recover(); v != nil {
 			rc.SetConnectionClose()
@@ -263,8 +266,13 @@ func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, name
 	defer release()
 	if route == routeOps {
 		key := namespace + "/" + name
-		ctx, cancel := context.WithTimeout(ctx, h.degraded.deadline(key, h.o.OpTimeout))
-		defer cancel()
+		// The store bounds each step of an operation itself (its own OpTimeout), so
+		// a request costs no timer here unless the tenant's deadline is shortened.
+		if d, short := h.degraded.deadline(key, h.o.OpTimeout); short {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		res, err := store.Do(ctx, reqs[0])
 		h.degraded.observe(key, err)
 		if err != nil {
@@ -286,12 +294,28 @@ func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*I
 	if e, refused := refusal(rc); refused {
 		return nil, e
 	}
+	if id, ok := h.callers.take(&rc.Request.Header); ok {
+		return id, nil
+	}
 	return h.authenticateHeader(ctx, &rc.Request.Header)
 }
 
-// checkToken returns the caller a bearer token names or a 401/503 error.
-func (h *Handler) checkToken(ctx context.Context, token string) (*Identity, error) {
-	id, err := h.o.Authenticator.Authenticate(ctx, token)
+// checkToken returns the caller a bearer token names or a 401/503 error. A token
+// whose decision the authenticator holds is answered without a copy of it.
+func (h *Handler) checkToken(ctx context.Context, token []byte) (*Identity, error) {
+	if ca, ok := h.o.Authenticator.(cachedAuthenticator); ok {
+		if id, known := ca.cached(token); known {
+			return h.tokenVerdict(id, nil)
+		}
+	}
+	return h.tokenVerdict(h.o.Authenticator.Authenticate(ctx, string(token)))
+}
+
+// tokenVerdict turns an authenticator's answer into the caller or a 401/503 error.
+func (h *Handler) tokenVerdict(id *Identity, err error) (*Identity, error) {
+	if err == nil && id == nil {
+		err = ErrUnauthenticated
+	}
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return nil, apiErrorf(CodeUnauthorized, "the bearer token was not accepted")
