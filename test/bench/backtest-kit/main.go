@@ -97,6 +97,14 @@ func run(ctx context.Context, o options) (int, error) {
 	for _, s := range o.scenarios {
 		for _, b := range o.backends {
 			r := runOne(ctx, o, st, benchDir, s, b)
+			if b == "operator" && r.ran() {
+				d, err := measureFloor(ctx, st, r.Outcome.Persistence.Requests)
+				if err != nil {
+					return 0, err
+				}
+				r.FloorMs = float64(d.Microseconds()) / 1000
+				logf("%s: raw-driver floor %.2f s (%d sequential upserts)", s, d.Seconds(), r.Outcome.Persistence.Requests)
+			}
 			results = append(results, r)
 			logf("%s", r.summary())
 			if ctx.Err() != nil {

@@ -104,6 +104,9 @@ func (r *report) String() string {
 	}
 	fmt.Fprintf(&b, "\nRatios are the other backend's busy seconds over this project's. (incomplete): the run reached its end but\n"+
 		"persistence calls failed or minutes were not ticked (see below); its signals are not compared.\n")
+	if contains(r.o.backends, "operator") {
+		r.floorTable(&b)
+	}
 	fmt.Fprintf(&b, "\nEvery run:\n\n")
 	row(&b, []string{"scenario", "backend", "wall s", "busy s", "sum s", "calls", "opened", "closed", "framework errors", "outcome"})
 	row(&b, []string{"---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"})
@@ -252,4 +255,38 @@ func (r *report) writeJSON(path string) error {
 
 func row(b *strings.Builder, cells []string) {
 	fmt.Fprintf(b, "| %s |\n", strings.Join(cells, " | "))
+}
+
+// floorTable puts each scenario's busy seconds in proportion to the raw-driver floor
+// of this project's run (floor.go).
+func (r *report) floorTable(b *strings.Builder) {
+	fmt.Fprintf(b, "\nThe raw-driver floor: as many upserts, one after another, as this project's client sent requests\n"+
+		"(floor.go); busy seconds over it:\n\n")
+	head := []string{"scenario", "requests", "floor s"}
+	for _, be := range r.o.backends {
+		head = append(head, backendLabels[be]+" / floor")
+	}
+	row(b, head)
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---:"
+	}
+	sep[0] = "---"
+	row(b, sep)
+	for _, s := range r.o.scenarios {
+		op, ok := r.get(s, "operator")
+		if !ok || op.FloorMs <= 0 {
+			continue
+		}
+		cells := []string{r.scenarioTitle(s), fmt.Sprint(op.Outcome.Persistence.Requests), fmt.Sprintf("%.2f", op.FloorMs/1000)}
+		for _, be := range r.o.backends {
+			x, _ := r.get(s, be)
+			if !x.ran() {
+				cells = append(cells, "n/a")
+				continue
+			}
+			cells = append(cells, fmt.Sprintf("%.1fx%s", x.Outcome.Persistence.BusyMs/op.FloorMs, mark(x)))
+		}
+		row(b, cells)
+	}
 }

@@ -39,11 +39,12 @@ type outcome struct {
 	Aborted     bool           `json:"aborted"`
 	Error       string         `json:"error"`
 	Persistence struct {
-		Calls  int     `json:"calls"`
-		Ms     float64 `json:"ms"`
-		BusyMs float64 `json:"busyMs"`
-		Errors int     `json:"errors"`
-		Kinds  map[string]struct {
+		Calls    int     `json:"calls"`
+		Ms       float64 `json:"ms"`
+		BusyMs   float64 `json:"busyMs"`
+		Errors   int     `json:"errors"`
+		Requests int     `json:"requests"` // HTTP requests this project's client sent
+		Kinds    map[string]struct {
 			Calls   int     `json:"calls"`
 			Ms      float64 `json:"ms"`
 			Methods map[string]struct {
@@ -69,6 +70,9 @@ type result struct {
 	// calls failed or minutes were not ticked. Its time is reported, its signals are
 	// not compared.
 	Incomplete string `json:"incomplete,omitempty"`
+	// FloorMs is the raw-driver floor of this project's run (floor.go): as many
+	// sequential upserts as its client sent requests.
+	FloorMs float64 `json:"floorMs,omitempty"`
 }
 
 // ran reports whether the run reached its end.
