@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,10 +136,11 @@ func TestHandlerWithoutHookAuthenticates(t *testing.T) {
 	}
 }
 
-// The table of accepted callers is bounded: entries whose requests never reach a
-// handler do not accumulate.
-func TestCallersBounded(t *testing.T) {
-	var c callers
+// The table of accepted callers is bounded, an entry is taken once, only by the
+// request it was made for, and only soon after the hook accepted it.
+func TestCallersEntries(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := callers{now: func() time.Time { return now }}
 	id := &Identity{User: "w"}
 	hdrs := make([]fasthttp.RequestHeader, maxCallers+10)
 	for i := range hdrs {
@@ -153,4 +156,119 @@ func TestCallersBounded(t *testing.T) {
 	if _, ok := c.take(last); ok {
 		t.Fatal("an entry was taken twice")
 	}
+	// Another request's header carrying a copied mark does not get the entry.
+	var a, b fasthttp.RequestHeader
+	c.accepted(&a, id)
+	b.SetBytesV(callerHeader, a.Peek(callerHeader))
+	if _, ok := c.take(&b); ok {
+		t.Fatal("a mark copied onto another request's header named the entry's caller")
+	}
+	// Past callerMaxAge the handler authenticates again.
+	c.accepted(&a, id)
+	now = now.Add(callerMaxAge + time.Millisecond)
+	if _, ok := c.take(&a); ok {
+		t.Fatal("an entry older than callerMaxAge was honoured")
+	}
+}
+
+func heapInUse() uint64 {
+	for range 4 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// A request the hook accepted but no handler served (its client sent
+// "Expect: 100-continue" and reset the connection before the interim answer) must
+// not keep its request, and the body buffer its connection grew, in memory. Each
+// connection below first grows its buffer with a 1 MiB write, then does that.
+func TestAbandonedRequestsDoNotPinMemory(t *testing.T) {
+	h, _ := newTestHandler()
+	h.o.Limits.MaxBodyBytes = 2 << 20
+	base := startTestServer(t, h)
+	addr := strings.TrimPrefix(base, "http://")
+	head := "POST " + opsPath + " HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer writer\r\nContent-Type: application/json\r\n"
+	big := `{"kind":"state","op":"write",` + stateKey + `,"value":{"s":"` + strings.Repeat("x", 1<<20) + `"},"when":1}`
+	before := heapInUse()
+	const n = 100
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fmt.Fprintf(c, "%sContent-Length: %d\r\n\r\n%s", head, len(big), big)
+			if res, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range conns {
+		_ = c.(*net.TCPConn).SetLinger(0)
+		fmt.Fprintf(c, "%sContent-Length: 100\r\nExpect: 100-continue\r\n\r\n", head)
+		c.Close()
+	}
+	time.Sleep(time.Second)
+	h.callers.mu.Lock()
+	stale := len(h.callers.m)
+	h.callers.mu.Unlock()
+	grown := int64(heapInUse()) - int64(before)
+	t.Logf("%d abandoned requests left in the table; heap grew %d MiB", stale, grown>>20)
+	if grown > 40<<20 {
+		t.Fatalf("after %d abandoned requests (%d still in the table) the heap holds %d MiB more", n, stale, grown>>20)
+	}
+}
+
+// A request whose body arrives long after its headers is authenticated again when
+// its handler runs: a token revoked meanwhile, whose cached decision expired, is
+// refused, as it was before the hook's caller reached the handler.
+func TestSlowBodyAuthenticatedAgain(t *testing.T) {
+	var revoked atomic.Bool
+	good := jwtShaped("worker")
+	h, tn := newTestHandler()
+	h.o.Authenticator = authnFunc(func(_ context.Context, token string) (*Identity, error) {
+		if token == good && !revoked.Load() {
+			return &Identity{User: "writer"}, nil
+		}
+		return nil, ErrUnauthenticated
+	})
+	base := startTestServer(t, h)
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"kind":"state","op":"write",` + stateKey + `,"value":{"n":1},"when":1}`
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		opsPath, good, len(body))
+	time.Sleep(callerMaxAge + 200*time.Millisecond)
+	revoked.Store(true)
+	fmt.Fprint(c, body)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("a write whose token was revoked while its body was in flight got %d, want 401", res.StatusCode)
+	}
+	if n := len(tn.stores["a/t"].data); n != 0 {
+		t.Fatalf("store holds %d records, want none", n)
+	}
+}
+
+// authnFunc is an Authenticator from a function (no cache of its own).
+type authnFunc func(context.Context, string) (*Identity, error)
+
+func (f authnFunc) Authenticate(ctx context.Context, token string) (*Identity, error) {
+	return f(ctx, token)
 }

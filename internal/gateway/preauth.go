@@ -60,7 +60,6 @@ func (h *Handler) headerReceived(ctx context.Context, hdr *fasthttp.RequestHeade
 		h.callers.accepted(hdr, id)
 		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
 	}
-	h.callers.forget(hdr)
 	if err == nil {
 		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
 	}

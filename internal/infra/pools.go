@@ -163,11 +163,14 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 	if uo.PoolSize == 0 {
 		uo.PoolSize = p.opts.RedisPoolSize
 	}
-	if uo.DialTimeout == 0 {
+	// A URL cannot take the timeouts away (read_timeout=0 or -1 disables them in
+	// go-redis): the stores rely on them to bound every cache lookup, which sets no
+	// timer of its own and which go-redis does not bound by the caller's context.
+	if uo.DialTimeout <= 0 {
 		uo.DialTimeout = p.opts.RedisTimeout
 	}
 	for _, d := range []*time.Duration{&uo.ReadTimeout, &uo.WriteTimeout} {
-		if *d == 0 {
+		if *d <= 0 {
 			*d = p.opts.RedisIOTimeout
 		}
 	}

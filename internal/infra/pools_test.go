@@ -190,3 +190,35 @@ func TestPoolsClusterReload(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolsKeepRedisTimeouts: a tenant's Redis URL that disables go-redis's
+// timeouts (0 or -1 in the URL) still gets the pool's, which bound every cache lookup.
+func TestPoolsKeepRedisTimeouts(t *testing.T) {
+	ctx := context.Background()
+	p := NewPools(PoolOptions{RedisIOTimeout: 700 * time.Millisecond, RedisTimeout: 3 * time.Second})
+	defer p.Close()
+	for _, url := range []string{
+		"redis://127.0.0.1:1/0?read_timeout=0&write_timeout=0&dial_timeout=0",
+		"redis://127.0.0.1:1/0?read_timeout=-1&write_timeout=-1&dial_timeout=-1",
+		"redis://127.0.0.1:1/0",
+	} {
+		c, rel, err := p.Redis(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := c.(*redis.Client).Options()
+		rel()
+		if o.ReadTimeout != 700*time.Millisecond || o.WriteTimeout != 700*time.Millisecond || o.DialTimeout != 3*time.Second {
+			t.Fatalf("%s: read %v, write %v, dial %v; want the pool's 700ms, 700ms, 3s", url, o.ReadTimeout, o.WriteTimeout, o.DialTimeout)
+		}
+	}
+	// A URL's own positive timeouts are kept.
+	c, rel, err := p.Redis(ctx, "redis://127.0.0.1:1/0?read_timeout=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	if o := c.(*redis.Client).Options(); o.ReadTimeout != 2*time.Second {
+		t.Fatalf("read_timeout=2s became %v", o.ReadTimeout)
+	}
+}

@@ -177,8 +177,10 @@ func (c *cache) opCtx(ctx context.Context) (context.Context, context.CancelFunc)
 // missing or belongs to another identity (then the caller must not fill); fence is
 // what a fill must pass on (see pending.go).
 // It sets no timer of its own (a context timer per lookup cost a tenth of a cached
-// read): the lookup is bounded by the caller's context and the Redis client's read
-// timeout, and one timed-out lookup marks the cache suspect, so later reads skip it.
+// read): the lookup is bounded by the Redis client's read and write timeouts, which
+// go-redis applies whatever the caller's context says and which the manager's pools
+// never leave unset (infra.Pools), and one timed-out lookup marks the cache suspect,
+// so later reads skip it.
 func (c *cache) get(ctx context.Context, key string) (e entry, epoch, fence string, hit bool, err error) {
 	vals, err := c.mget(ctx, c.keys.epoch(), key)
 	if err != nil {
