@@ -12,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -257,16 +256,11 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (i
 				{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
 			update := upsertUpdate(set, now, p.Encoding)
 			f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
-			var raw bson.Raw
-			err := retryUpsert(gctx, &s.upsertRetries, func() error {
-				var err error
-				raw, err = s.findAndModify(gctx, coll, f, update, true, bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
-				return err
-			})
+			v, err := s.upsertVersion(gctx, coll, f, update)
 			if err != nil {
 				return wrapMongo(c, "upsert", err)
 			}
-			versions[i] = docInt(bsoncore.Document(raw), fieldVersion)
+			versions[i] = v
 			return nil
 		})
 	}

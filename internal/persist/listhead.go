@@ -207,6 +207,19 @@ func headFields(spec *KindSpec, payload bsoncore.Value, encoding int, hash strin
 	return d
 }
 
+// headFieldsOfItem is headFields of an item document as stored (its payload, hash,
+// encoding and sort field), with the given version, and the payload's encoding; ok is
+// false for a document without a payload.
+func headFieldsOfItem(spec *KindSpec, doc bsoncore.Document, version int64, now time.Time) (fields bson.D, encoding int, ok bool) {
+	p, err := doc.LookupErr(spec.PayloadField)
+	if err != nil {
+		return nil, 0, false
+	}
+	hash, _ := doc.Lookup(fieldHash).StringValueOK()
+	encoding = int(docInt(doc, fieldEncoding))
+	return headFields(spec, p, encoding, hash, sortKeyBSON(p, spec.Head.SortField), version, now), encoding, true
+}
+
 // knownHashes returns the content hashes a write without a usable list hash may
 // skip by: those of the head copies of the given ids when the head was built for
 // the window (one query on the head, which also fetches the meta document), else
@@ -280,12 +293,10 @@ func (s *Store) headPut(ctx context.Context, c *call, todo []listItem, written i
 			}
 			for _, d := range stored {
 				id, _ := d.Lookup(c.spec.ItemField.Doc).StringValueOK()
-				p, err := d.LookupErr(c.spec.PayloadField)
-				if err != nil {
+				fields, _, ok := headFieldsOfItem(c.spec, d, 0, now)
+				if !ok {
 					continue
 				}
-				hash, _ := d.Lookup(fieldHash).StringValueOK()
-				fields := headFields(c.spec, p, int(docInt(d, fieldEncoding)), hash, sortKeyBSON(p, c.spec.Head.SortField), 0, now)
 				models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, id)).
 					SetUpdate(bson.D{{Key: "$setOnInsert", Value: fields}}).SetUpsert(true))
 			}
@@ -347,13 +358,10 @@ func (s *Store) repairHeadCopies(ctx context.Context, c *call, ids []string) err
 			// writer puts a newer copy first.
 			filter = append(filter, bson.E{Key: fieldVersion, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: iv}}}}})
 		}
-		p, perr := item.LookupErr(c.spec.PayloadField)
-		if perr != nil {
+		fields, enc, ok := headFieldsOfItem(c.spec, item, iv, time.Now().UTC())
+		if !ok {
 			continue
 		}
-		hash, _ := item.Lookup(fieldHash).StringValueOK()
-		enc := int(docInt(item, fieldEncoding))
-		fields := headFields(c.spec, p, enc, hash, sortKeyBSON(p, c.spec.Head.SortField), iv, time.Now().UTC())
 		_, err = head.UpdateOne(ctx, filter, headSet(fields, enc), options.UpdateOne().SetUpsert(missing))
 		if err != nil && !isUpsertConflict(err) { // a conflict: a writer put a newer copy first
 			return wrapMongo(c, "head repair", err)
@@ -674,12 +682,13 @@ func (s *Store) rebuildHead(ctx context.Context, c *call) error {
 	models := make([]mongo.WriteModel, 0, len(top))
 	for _, rd := range top {
 		id, ok := rd.doc.Lookup(idField).StringValueOK()
-		p, err := rd.doc.LookupErr(c.spec.PayloadField)
-		if !ok || id == headMetaID || err != nil {
+		if !ok || id == headMetaID {
 			continue
 		}
-		hash, _ := rd.doc.Lookup(fieldHash).StringValueOK()
-		fields := headFields(c.spec, p, int(docInt(rd.doc, fieldEncoding)), hash, rd.key, docInt(rd.doc, fieldVersion), now)
+		fields, _, ok := headFieldsOfItem(c.spec, rd.doc, docInt(rd.doc, fieldVersion), now)
+		if !ok {
+			continue
+		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(headFilter(c, id)).
 			SetUpdate(bson.D{{Key: "$setOnInsert", Value: fields}}).SetUpsert(true))
 	}

@@ -72,6 +72,23 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 	return recordResult(c, e), false, nil
 }
 
+// upsertVersion runs an upsert of one document (update increments its version) and
+// returns the version it gave the document: the order of writes of that document,
+// which cache entries and list head copies follow. A duplicate-key race of two
+// inserts is retried, never surfaced.
+func (s *Store) upsertVersion(ctx context.Context, coll *mongo.Collection, filter, update bson.D) (int64, error) {
+	var raw bson.Raw
+	err := retryUpsert(ctx, &s.upsertRetries, func() error {
+		var err error
+		raw, err = s.findAndModify(ctx, coll, filter, update, true, bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return docInt(bsoncore.Document(raw), fieldVersion), nil
+}
+
 func recordProjection(spec *KindSpec) bson.D {
 	return bson.D{{Key: "_id", Value: 0}, {Key: spec.PayloadField, Value: 1}, {Key: fieldRemoved, Value: 1},
 		{Key: fieldEncoding, Value: 1}, {Key: fieldVersion, Value: 1}}
@@ -158,18 +175,12 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	}
 	update := upsertUpdate(set, now, p.Encoding)
 	coll := s.opts.Database.Collection(c.spec.Collection)
-	var raw bson.Raw
-	err = retryUpsert(ctx, &s.upsertRetries, func() error {
-		var err error
-		raw, err = s.findAndModify(ctx, coll, c.mongoFilter(), update, true,
-			bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
-		return err
-	})
+	version, err := s.upsertVersion(ctx, coll, c.mongoFilter(), update)
 	if err != nil {
 		s.abortKeyWrite(ctx, key, token)
 		return wrapMongo(c, "upsert", err)
 	}
-	e := entry{version: docInt(bsoncore.Document(raw), fieldVersion), flag: flagPresent,
+	e := entry{version: version, flag: flagPresent,
 		json: appendJSON(nil, p.Value, p.Encoding == encodingEscaped)}
 	if removed {
 		e.flag = flagRemoved

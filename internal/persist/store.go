@@ -218,31 +218,29 @@ const batchConcurrency = 4
 func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
 	results := make([]Result, len(reqs))
 	errs := make([]error, len(reqs))
+	inOrder := slices.ContainsFunc(reqs, func(r Request) bool { return r.Op == OpList || r.Op == OpScan })
 	var order []string
-	groups := make(map[string][]int, len(reqs))
-	for i := range reqs {
-		k := batchKey(&reqs[i])
-		if reqs[i].Op == OpList || reqs[i].Op == OpScan {
-			order, groups = nil, nil
-			break
+	var groups map[string][]int
+	if !inOrder {
+		groups = make(map[string][]int, len(reqs))
+		for i := range reqs {
+			k := batchKey(&reqs[i])
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], i)
 		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+	}
+	if inOrder || len(order) <= 1 {
+		for i := range reqs {
+			results[i], errs[i] = s.Do(ctx, reqs[i])
 		}
-		groups[k] = append(groups[k], i)
+		return results, errs
 	}
 	run := func(idx []int) {
 		for _, i := range idx {
 			results[i], errs[i] = s.Do(ctx, reqs[i])
 		}
-	}
-	if len(order) <= 1 {
-		all := make([]int, len(reqs))
-		for i := range all {
-			all[i] = i
-		}
-		run(all)
-		return results, errs
 	}
 	sem := make(chan struct{}, batchConcurrency)
 	var wg sync.WaitGroup
@@ -277,9 +275,9 @@ type batchPanic struct {
 }
 
 // batchKey names the stored key a request touches, for Batch's per-key order: its
-// kind and key fields, sorted. Two spellings of one key that validation would
-// accept (a number written 1 or 1.0) decode alike; a key that validation refuses
-// only lands in some group, where it fails on its own.
+// kind and key fields, sorted. Key fields are strings and booleans, which decode to
+// one value however they were spelled; a key that validation refuses only lands in
+// some group, where it fails on its own.
 func batchKey(req *Request) string {
 	names := make([]string, 0, len(req.Key))
 	for n := range req.Key {

@@ -25,7 +25,7 @@
  *   gateway's --gateway-max-batch-ops and --gateway-max-body-bytes); an operation
  *   too large for a batch goes alone.
  */
-import { PersistenceError, RETRYABLE_CODES } from "./errors.js";
+import { PersistenceError, RETRYABLE_CODES, VALUE_ERROR_CODES } from "./errors.js";
 
 /** HTTP status a single request answers with, per gateway error code. */
 const STATUS_BY_CODE = {
@@ -39,7 +39,7 @@ const STATUS_BY_CODE = {
 };
 
 /** Whole-batch failures that say nothing about the individual operations. */
-const RESEND_ONE_BY_ONE = new Set(["InvalidRequest", "TooLarge", "BadResponse", "Internal"]);
+const RESEND_ONE_BY_ONE = new Set([...VALUE_ERROR_CODES, "BadResponse", "Internal"]);
 
 const ENVELOPE_BYTES = '{"ops":[]}'.length;
 

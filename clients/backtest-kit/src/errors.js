@@ -9,6 +9,14 @@
 /** Gateway error codes that a retry may cure. */
 export const RETRYABLE_CODES = new Set(["Unavailable"]);
 
+/** Gateway error codes about a write's value (400, 413), not the transport or the store. */
+export const VALUE_ERROR_CODES = new Set(["InvalidRequest", "TooLarge"]);
+
+/** Whether err is about a write's value: the gateway refused it (400/413), or a client-side check did. */
+export function isValueError(err) {
+  return err instanceof TypeError || VALUE_ERROR_CODES.has(err?.code);
+}
+
 const HINTS = {
   Unauthorized:
     "the service-account token was rejected: check token/tokenFile, that the token is not expired and that its audience matches the gateway's",

@@ -6,6 +6,8 @@
  * writes: union by item id; record overwrites: the newest), which keeps bursts of
  * overlapping writes of one key cheap.
  */
+import { isValueError } from "./errors.js";
+
 export class KeyedQueue {
   /** @param {{coalescedWrites:number}} stats */
   constructor(stats) {
@@ -84,11 +86,6 @@ export class KeyedQueue {
     q.active = false;
     this.queues.delete(key);
   }
-}
-
-/** An error about a write's value (the gateway's 400/413, a client-side check), not the transport. */
-function isValueError(err) {
-  return err instanceof TypeError || err?.status === 400 || err?.status === 413;
 }
 
 /**
