@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/backtestpersistence/operator/internal/gateway"
+	"github.com/backtestpersistence/operator/internal/infra"
 	"github.com/backtestpersistence/operator/internal/loadgen"
 	"github.com/backtestpersistence/operator/internal/persist"
 )
@@ -115,6 +116,106 @@ func noopServer(b *testing.B, body []byte) string {
 	return "http://" + ln.Addr().String()
 }
 
+// storeServer answers every request with a cached read of the tenant's store, over
+// plain HTTP on the same server implementation as noopServer, and nothing else: no
+// authentication, decoding, authorization or metrics. Its requests read the
+// workers' keys in turn, on a store opened as the suite's direct one (same database,
+// prefix and cache identity, so its reads are hits; one that is not answers 500 and
+// fails the run). It is the floor under the gateway's CPU per cached read that the
+// gateway's own request handling cannot go below: HTTP plus the store's Redis round
+// trip.
+func storeServer(b *testing.B, tn *tenantEnv) string {
+	db := infra.DatabaseName(tn.obj)
+	var misses missCounter
+	store, err := persist.Open(persist.Options{Database: tn.mclient.Database(db), CacheIdentity: infra.CacheIdentity(tn.mongo.URI(), db),
+		Redis: tn.redis.Client(), KeyPrefix: infra.KeyPrefix(tn.obj), OpTimeout: 5 * time.Second, Observer: &misses})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(store.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]persist.Request, loadClients)
+	for w := range reqs {
+		reqs[w] = persist.Request{Kind: persist.KindState, Op: persist.OpRead,
+			Key: map[string]any{"signalId": fmt.Sprintf("bench-%d", w), "bucketName": "load"}}
+	}
+	// Its cache is usable once its first health check has passed: read until a pass
+	// over the keys is all hits.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		before := misses.n.Load()
+		for _, r := range reqs {
+			if _, err := store.Do(context.Background(), r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if misses.n.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the store server's reads are not cache hits")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var next atomic.Uint64
+	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
+		before := misses.n.Load()
+		res, err := store.Do(context.Background(), reqs[next.Add(1)%loadClients])
+		if err != nil || len(res.Value) == 0 || misses.n.Load() != before {
+			rc.SetStatusCode(fasthttp.StatusInternalServerError)
+			return
+		}
+		rc.SetContentType("application/json")
+		rc.SetBody(append(append([]byte(`{"value":`), res.Value...), '}'))
+	}, NoDefaultServerHeader: true}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// redisServer answers every request with the value of one Redis GET, through an
+// autopipeliner on its own client of the tenant's redis-server: the floor of a
+// server that fetches each answer from Redis, whatever it does with it.
+func redisServer(b *testing.B, tn *tenantEnv, body []byte) string {
+	rdb := tn.redis.Client()
+	b.Cleanup(func() { _ = rdb.Close() })
+	ap, err := rdb.AutoPipeline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const key = "bench:redis-floor"
+	if err := rdb.Set(context.Background(), key, body, time.Hour).Err(); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
+		v, err := ap.Get(context.Background(), key).Bytes()
+		if err != nil {
+			rc.SetStatusCode(fasthttp.StatusInternalServerError)
+			return
+		}
+		rc.SetContentType("application/json")
+		rc.SetBody(v)
+	}, NoDefaultServerHeader: true}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+// missCounter counts the store's reads that a cache hit did not serve.
+type missCounter struct{ n atomic.Int64 }
+
+func (m *missCounter) Observe(_ persist.Kind, op persist.Op, _ time.Duration, _ error, hit bool) {
+	if op == persist.OpRead && !hit {
+		m.n.Add(1)
+	}
+}
+
 // prepare writes each worker's key once and reads it, so reads are cache hits.
 func prepare(b *testing.B) {
 	ctx := context.Background()
@@ -204,9 +305,11 @@ func BenchmarkGateway(b *testing.B) {
 // BenchmarkGatewayRatios states the gateway's targets as ratios to the no-op server
 // measured in the same run: cached reads at least 0.6x its throughput, p99 at most
 // 1.5x its p99, gateway CPU per read at most 2x its CPU per request. Each of three
-// rounds runs the no-op server, the gateway over plain HTTP and over TLS, b.N
-// requests each, back to back, so drift of the shared machine hits all alike; the
-// ratios compare sums (throughput, CPU) and medians (p99) over the rounds.
+// rounds runs the no-op server, two floors (redisServer: one Redis GET per request;
+// storeServer: one cached read of the store per request, nothing else), the gateway
+// over plain HTTP and over TLS, b.N requests each, back to back, so drift of the
+// shared machine hits all alike; the ratios compare sums (throughput, CPU) and
+// medians (p99) over the rounds.
 func BenchmarkGatewayRatios(b *testing.B) {
 	prepare(b)
 	want := `{"value":{"price":50000.5,"symbol":"BTC/USDT","open":true}}`
@@ -215,16 +318,17 @@ func BenchmarkGatewayRatios(b *testing.B) {
 		bodies[w] = `{"kind":"state","op":"read","key":` + benchKey(w) + `}`
 	}
 	a := suite.a
-	u := map[string]string{"noop": noopServer(b, []byte(want)), "plain": plainServer(b), "tls": suite.gws[0].url}
+	u := map[string]string{"noop": noopServer(b, []byte(want)), "redis": redisServer(b, a, []byte(want)), "store": storeServer(b, a),
+		"plain": plainServer(b), "tls": suite.gws[0].url}
 	type sums struct {
 		elapsed time.Duration
 		cpu     time.Duration
 		reqs    int
 		p99     []time.Duration
 	}
-	got := map[string]*sums{"noop": {}, "plain": {}, "tls": {}}
+	got := map[string]*sums{"noop": {}, "redis": {}, "store": {}, "plain": {}, "tls": {}}
 	for round := 0; round < 3; round++ {
-		for _, name := range []string{"noop", "plain", "tls"} {
+		for _, name := range []string{"noop", "redis", "store", "plain", "tls"} {
 			pu, err := url.Parse(u[name])
 			if err != nil {
 				b.Fatal(err)
@@ -240,7 +344,7 @@ func BenchmarkGatewayRatios(b *testing.B) {
 				b.Fatal(err)
 			}
 			// Cached reads, or the comparison is void: each gateway read was a hit.
-			if served := cacheHits("state", "read") - hits; name != "noop" && served < float64(res.Requests) {
+			if served := cacheHits("state", "read") - hits; (name == "plain" || name == "tls") && served < float64(res.Requests) {
 				b.Fatalf("%s round %d: %v of %d reads were cache hits", name, round, served, res.Requests)
 			}
 			s := got[name]
@@ -260,7 +364,7 @@ func BenchmarkGatewayRatios(b *testing.B) {
 	b.ReportMetric(rps(noop), "noop-req/s")
 	b.ReportMetric(p99(noop), "noop-p99-µs")
 	b.ReportMetric(cpu(noop), "noop-cpu-µs/req")
-	for _, name := range []string{"plain", "tls"} {
+	for _, name := range []string{"redis", "store", "plain", "tls"} {
 		s := got[name]
 		b.ReportMetric(rps(s), name+"-req/s")
 		b.ReportMetric(p99(s), name+"-p99-µs")
