@@ -140,6 +140,14 @@ func (p *Pools) Mongo(ctx context.Context, uri string, opts ...ClientOption) (*m
 
 // Redis returns the shared client for url and a release function, as Mongo does.
 // Errors are *InvalidURIError.
+// The most a tenant's Redis URL may ask of a client: each wait (dial, read, write, a
+// pooled connection) and the retries of a command. A cache lookup then ends within
+// about maxRedisWait × (maxRedisRetries+1) even against a stalled server.
+const (
+	maxRedisWait    = 5 * time.Second
+	maxRedisRetries = 3
+)
+
 func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (redis.UniversalClient, func(), error) {
 	s := settings(opts)
 	key := poolKey("redis", url, s)
@@ -164,15 +172,27 @@ func (p *Pools) Redis(ctx context.Context, url string, opts ...ClientOption) (re
 		uo.PoolSize = p.opts.RedisPoolSize
 	}
 	// A URL cannot take the timeouts away (read_timeout=0 or -1 disables them in
-	// go-redis): the stores rely on them to bound every cache lookup, which sets no
-	// timer of its own and which go-redis does not bound by the caller's context.
-	if uo.DialTimeout <= 0 {
-		uo.DialTimeout = p.opts.RedisTimeout
-	}
-	for _, d := range []*time.Duration{&uo.ReadTimeout, &uo.WriteTimeout} {
-		if *d <= 0 {
-			*d = p.opts.RedisIOTimeout
+	// go-redis) nor stretch them past maxRedisWait: the stores rely on them to bound
+	// every cache lookup, which sets no timer of its own and which go-redis does not
+	// bound by the caller's context.
+	for _, t := range []struct {
+		d    *time.Duration
+		dflt time.Duration
+	}{
+		{&uo.DialTimeout, p.opts.RedisTimeout}, {&uo.ReadTimeout, p.opts.RedisIOTimeout}, {&uo.WriteTimeout, p.opts.RedisIOTimeout},
+	} {
+		switch {
+		case *t.d <= 0:
+			*t.d = t.dflt
+		case *t.d > maxRedisWait:
+			*t.d = maxRedisWait
 		}
+	}
+	if uo.PoolTimeout <= 0 || uo.PoolTimeout > maxRedisWait {
+		uo.PoolTimeout = min(uo.ReadTimeout+time.Second, maxRedisWait) // go-redis's default, bounded
+	}
+	if uo.MaxRetries > maxRedisRetries {
+		uo.MaxRetries = maxRedisRetries
 	}
 	if uo.Dialer == nil && p.opts.RedisDialer != nil {
 		uo.Dialer = p.opts.RedisDialer

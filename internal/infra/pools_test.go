@@ -192,7 +192,8 @@ func TestPoolsClusterReload(t *testing.T) {
 }
 
 // TestPoolsKeepRedisTimeouts: a tenant's Redis URL that disables go-redis's
-// timeouts (0 or -1 in the URL) still gets the pool's, which bound every cache lookup.
+// timeouts (0 or -1 in the URL) still gets the pool's, and one that stretches them
+// or the retries gets the bounds: they bound every cache lookup.
 func TestPoolsKeepRedisTimeouts(t *testing.T) {
 	ctx := context.Background()
 	p := NewPools(PoolOptions{RedisIOTimeout: 700 * time.Millisecond, RedisTimeout: 3 * time.Second})
@@ -212,13 +213,25 @@ func TestPoolsKeepRedisTimeouts(t *testing.T) {
 			t.Fatalf("%s: read %v, write %v, dial %v; want the pool's 700ms, 700ms, 3s", url, o.ReadTimeout, o.WriteTimeout, o.DialTimeout)
 		}
 	}
-	// A URL's own positive timeouts are kept.
-	c, rel, err := p.Redis(ctx, "redis://127.0.0.1:1/0?read_timeout=2s")
+	// A URL's own timeouts are kept within the bounds, and cut to them beyond.
+	c, rel, err := p.Redis(ctx, "redis://127.0.0.1:1/0?read_timeout=2s&pool_timeout=3s&max_retries=2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rel()
-	if o := c.(*redis.Client).Options(); o.ReadTimeout != 2*time.Second {
-		t.Fatalf("read_timeout=2s became %v", o.ReadTimeout)
+	o := c.(*redis.Client).Options()
+	rel()
+	if o.ReadTimeout != 2*time.Second || o.PoolTimeout != 3*time.Second || o.MaxRetries != 2 {
+		t.Fatalf("read_timeout=2s pool_timeout=3s max_retries=2 became %v, %v, %d", o.ReadTimeout, o.PoolTimeout, o.MaxRetries)
+	}
+	c, rel, err = p.Redis(ctx, "redis://127.0.0.1:1/0?read_timeout=60s&write_timeout=60s&dial_timeout=60s&pool_timeout=60s&max_retries=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = c.(*redis.Client).Options()
+	rel()
+	if o.ReadTimeout != maxRedisWait || o.WriteTimeout != maxRedisWait || o.DialTimeout != maxRedisWait ||
+		o.PoolTimeout != maxRedisWait || o.MaxRetries != maxRedisRetries {
+		t.Fatalf("a URL asking for 60s waits and 100 retries got read %v, write %v, dial %v, pool %v, %d retries",
+			o.ReadTimeout, o.WriteTimeout, o.DialTimeout, o.PoolTimeout, o.MaxRetries)
 	}
 }

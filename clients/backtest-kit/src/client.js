@@ -153,6 +153,7 @@ export class GatewayClient {
   /** Sends body (an object, or an encoded Buffer) to path, with retries. */
   async send(path, body, kind, op) {
     const payload = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    if (kind === "batch" || WRITE_OPS.has(op)) this.stats.writeRequests++; // once per request, not per attempt
     const started = performance.now();
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {

@@ -96,6 +96,8 @@ export interface PersistenceStats extends CallCounters {
   kinds: Partial<Record<Kind, CallCounters & { methods: Record<string, CallCounters> }>>;
   /** HTTP requests sent (including retries). */
   requests: number;
+  /** Requests that carried writes (write, remove, batch), each counted once, without its retries. */
+  writeRequests: number;
   retries: number;
   candleCache: { hits: number; misses: number };
   /** Writes merged into a queued write of the same key. */

@@ -17,6 +17,7 @@ export class Stats {
     /** @type {Map<string, {calls:number, ms:number, errors:number}>} */
     this.byMethod = new Map();
     this.requests = 0;
+    this.writeRequests = 0;
     this.retries = 0;
     this.candleCacheHits = 0;
     this.candleCacheMisses = 0;
@@ -79,6 +80,7 @@ export class Stats {
       errors,
       kinds,
       requests: this.requests,
+      writeRequests: this.writeRequests,
       retries: this.retries,
       candleCache: { hits: this.candleCacheHits, misses: this.candleCacheMisses },
       coalescedWrites: this.coalescedWrites,

@@ -479,12 +479,22 @@ func TestMetrics(t *testing.T) {
 
 // cacheHits is the store's cache hit counter of kind and op (-1 when absent).
 func cacheHits(kind, op string) float64 {
+	return storeMetric("backtestpersistence_store_cache_hits_total", kind, op)
+}
+
+// storeOps is the number of store operations of a kind and op the gateways ran.
+func storeOps(kind, op string) float64 {
+	return storeMetric("backtestpersistence_store_operation_duration_seconds", kind, op)
+}
+
+// storeMetric reads a store counter, or a store histogram's count, by kind and op.
+func storeMetric(name, kind, op string) float64 {
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		return -1
 	}
 	for _, f := range families {
-		if f.GetName() != "backtestpersistence_store_cache_hits_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -493,6 +503,9 @@ func cacheHits(kind, op string) float64 {
 				labels[l.GetName()] = l.GetValue()
 			}
 			if labels["kind"] == kind && labels["op"] == op {
+				if h := m.GetHistogram(); h != nil {
+					return float64(h.GetSampleCount())
+				}
 				return m.GetCounter().GetValue()
 			}
 		}

@@ -261,8 +261,8 @@ func row(b *strings.Builder, cells []string) {
 // of this project's run (floor.go).
 func (r *report) floorTable(b *strings.Builder) {
 	fmt.Fprintf(b, "\nThe raw-driver floor: as many upserts, one after another, as this project's client sent requests\n"+
-		"(floor.go); busy seconds over it:\n\n")
-	head := []string{"scenario", "requests", "floor s"}
+		"with writes (floor.go); busy seconds over it:\n\n")
+	head := []string{"scenario", "write requests", "floor s"}
 	for _, be := range r.o.backends {
 		head = append(head, backendLabels[be]+" / floor")
 	}
@@ -278,7 +278,7 @@ func (r *report) floorTable(b *strings.Builder) {
 		if !ok || op.FloorMs <= 0 {
 			continue
 		}
-		cells := []string{r.scenarioTitle(s), fmt.Sprint(op.Outcome.Persistence.Requests), fmt.Sprintf("%.2f", op.FloorMs/1000)}
+		cells := []string{r.scenarioTitle(s), fmt.Sprint(op.Outcome.Persistence.WriteRequests), fmt.Sprintf("%.2f", op.FloorMs/1000)}
 		for _, be := range r.o.backends {
 			x, _ := r.get(s, be)
 			if !x.ran() {

@@ -39,12 +39,12 @@ type outcome struct {
 	Aborted     bool           `json:"aborted"`
 	Error       string         `json:"error"`
 	Persistence struct {
-		Calls    int     `json:"calls"`
-		Ms       float64 `json:"ms"`
-		BusyMs   float64 `json:"busyMs"`
-		Errors   int     `json:"errors"`
-		Requests int     `json:"requests"` // HTTP requests this project's client sent
-		Kinds    map[string]struct {
+		Calls         int     `json:"calls"`
+		Ms            float64 `json:"ms"`
+		BusyMs        float64 `json:"busyMs"`
+		Errors        int     `json:"errors"`
+		WriteRequests int     `json:"writeRequests"` // requests with writes this project's client sent
+		Kinds         map[string]struct {
 			Calls   int     `json:"calls"`
 			Ms      float64 `json:"ms"`
 			Methods map[string]struct {
@@ -71,7 +71,7 @@ type result struct {
 	// not compared.
 	Incomplete string `json:"incomplete,omitempty"`
 	// FloorMs is the raw-driver floor of this project's run (floor.go): as many
-	// sequential upserts as its client sent requests.
+	// sequential upserts as its client sent requests with writes.
 	FloorMs float64 `json:"floorMs,omitempty"`
 }
 
