@@ -56,11 +56,8 @@ func (h *Handler) headerReceived(ctx context.Context, hdr *fasthttp.RequestHeade
 	if h.guard("authentication from the request headers", func() { id, err = h.authenticateHeader(ctx, hdr) }) {
 		err = apiErrorf(CodeInternal, "internal error while authenticating the request")
 	}
-	if err == nil && id != nil {
+	if err == nil { // checkToken answers a caller or an error, never neither
 		h.callers.accepted(hdr, id)
-		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
-	}
-	if err == nil {
 		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
 	}
 	refusal, _ := json.Marshal(classify(err))

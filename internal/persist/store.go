@@ -305,8 +305,9 @@ func (s *Store) do(ctx context.Context, req *Request) (Result, bool, error) {
 		}
 	}
 	if c.spec.Shape == ShapeRecord && (c.req.Op == OpRead || c.req.Op == OpHas) {
-		// Reads bound their own steps: the cache lookup by CacheTimeout, the
-		// MongoDB query by OpTimeout, so a cache hit costs no extra timer.
+		// Reads bound their own steps: the cache lookup by the Redis client's I/O
+		// timeouts (see cache.get), the MongoDB query by OpTimeout, so a cache hit
+		// costs no extra timer.
 		return s.readRecord(ctx, c)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
