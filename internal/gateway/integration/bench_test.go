@@ -15,7 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/backtestpersistence/operator/internal/gateway"
-	"github.com/backtestpersistence/operator/internal/infra"
 	"github.com/backtestpersistence/operator/internal/loadgen"
 	"github.com/backtestpersistence/operator/internal/persist"
 )
@@ -103,14 +102,20 @@ func plainServer(b *testing.B) string {
 // noopServer answers every request with body, over plain HTTP on the same server
 // implementation and settings as the gateway.
 func noopServer(b *testing.B, body []byte) string {
+	return fastServer(b, func(rc *fasthttp.RequestCtx) {
+		rc.SetContentType("application/json")
+		rc.SetBody(body)
+	})
+}
+
+// fastServer serves handler over plain HTTP on a loopback port until the benchmark
+// ends, on fasthttp with the gateway's header setting, and returns its URL.
+func fastServer(b *testing.B, handler fasthttp.RequestHandler) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
-		rc.SetContentType("application/json")
-		rc.SetBody(body)
-	}, NoDefaultServerHeader: true}
+	srv := &fasthttp.Server{Handler: handler, NoDefaultServerHeader: true}
 	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { _ = srv.Shutdown() })
 	return "http://" + ln.Addr().String()
@@ -127,19 +132,15 @@ func noopServer(b *testing.B, body []byte) string {
 // of its identity's starts one), which empties what prepare filled: its warm-up
 // below reads until every key is a hit again, and the gateway's rounds check theirs.
 func storeServer(b *testing.B, tn *tenantEnv) string {
-	db := infra.DatabaseName(tn.obj)
 	var misses missCounter
 	rdb := tn.redis.Client()
-	store, err := persist.Open(persist.Options{Database: tn.mclient.Database(db), CacheIdentity: infra.CacheIdentity(tn.mongo.URI(), db),
-		Redis: rdb, KeyPrefix: infra.KeyPrefix(tn.obj), OpTimeout: 5 * time.Second, Observer: &misses})
+	opts := tn.directOptions(rdb)
+	opts.Observer = &misses
+	store, err := persist.Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close(); _ = rdb.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	reqs := make([]persist.Request, loadClients)
 	for w := range reqs {
 		reqs[w] = persist.Request{Kind: persist.KindState, Op: persist.OpRead,
@@ -163,7 +164,7 @@ func storeServer(b *testing.B, tn *tenantEnv) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var next atomic.Uint64
-	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
+	return fastServer(b, func(rc *fasthttp.RequestCtx) {
 		before := misses.n.Load()
 		res, err := store.Do(context.Background(), reqs[next.Add(1)%loadClients])
 		if err != nil || len(res.Value) == 0 || misses.n.Load() != before {
@@ -172,10 +173,7 @@ func storeServer(b *testing.B, tn *tenantEnv) string {
 		}
 		rc.SetContentType("application/json")
 		rc.SetBody(append(append([]byte(`{"value":`), res.Value...), '}'))
-	}, NoDefaultServerHeader: true}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // redisServer answers every request with the value of one Redis GET, through an
@@ -192,11 +190,7 @@ func redisServer(b *testing.B, tn *tenantEnv, body []byte) string {
 	if err := rdb.Set(context.Background(), key, body, time.Hour).Err(); err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(rc *fasthttp.RequestCtx) {
+	return fastServer(b, func(rc *fasthttp.RequestCtx) {
 		v, err := ap.Get(context.Background(), key).Bytes()
 		if err != nil {
 			rc.SetStatusCode(fasthttp.StatusInternalServerError)
@@ -204,10 +198,7 @@ func redisServer(b *testing.B, tn *tenantEnv, body []byte) string {
 		}
 		rc.SetContentType("application/json")
 		rc.SetBody(v)
-	}, NoDefaultServerHeader: true}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // missCounter counts the store's reads that a cache hit did not serve.

@@ -264,9 +264,7 @@ func newTenant(ctx context.Context, ns, name string) (*tenantEnv, error) {
 		return tn, err
 	}
 	rc := tn.redis.Client()
-	db := infra.DatabaseName(tn.obj)
-	tn.direct, err = persist.Open(persist.Options{Database: tn.mclient.Database(db), CacheIdentity: infra.CacheIdentity(tn.mongo.URI(), db),
-		Redis: rc, KeyPrefix: infra.KeyPrefix(tn.obj), OpTimeout: 5 * time.Second})
+	tn.direct, err = persist.Open(tn.directOptions(rc))
 	if err != nil {
 		return tn, err
 	}
@@ -454,3 +452,11 @@ func eventually(t *testing.T, timeout time.Duration, fn func() error) {
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...interface{}) {}
+
+// directOptions are the options of a store on the tenant's database and prefix, with
+// the gateway's cache identity, as the controller opens it (the suite's direct store).
+func (tn *tenantEnv) directOptions(rc *redis.Client) persist.Options {
+	db := infra.DatabaseName(tn.obj)
+	return persist.Options{Database: tn.mclient.Database(db), CacheIdentity: infra.CacheIdentity(tn.mongo.URI(), db),
+		Redis: rc, KeyPrefix: infra.KeyPrefix(tn.obj), OpTimeout: 5 * time.Second}
+}
