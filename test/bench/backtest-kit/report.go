@@ -74,12 +74,7 @@ func (r *report) String() string {
 	}
 	head = append(head, "closed signals")
 	row(&b, head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---:"
-	}
-	sep[0], sep[len(sep)-1] = "---", "---"
-	row(&b, sep)
+	row(&b, separator(len(head), 0, len(head)-1))
 	for _, s := range r.o.scenarios {
 		cells := []string{r.scenarioTitle(s)}
 		for _, be := range r.o.backends {
@@ -267,12 +262,7 @@ func (r *report) floorTable(b *strings.Builder) {
 		head = append(head, backendLabels[be]+" / floor")
 	}
 	row(b, head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---:"
-	}
-	sep[0] = "---"
-	row(b, sep)
+	row(b, separator(len(head), 0))
 	for _, s := range r.o.scenarios {
 		op, ok := r.get(s, "operator")
 		if !ok || op.FloorMs <= 0 {
@@ -289,4 +279,17 @@ func (r *report) floorTable(b *strings.Builder) {
 		}
 		row(b, cells)
 	}
+}
+
+// separator is a Markdown table's header separator of n columns, right-aligned but
+// for the text columns named.
+func separator(n int, text ...int) []string {
+	sep := make([]string, n)
+	for i := range sep {
+		sep[i] = "---:"
+	}
+	for _, i := range text {
+		sep[i] = "---"
+	}
+	return sep
 }
