@@ -82,13 +82,20 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 		return err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	pairs := make([]any, 0, 2*seriesLoadBatch)
+	// loaded counts the candles added so far: the set must hold at least as many
+	// (writers only add), or Redis dropped it meanwhile (luaAllHeld).
+	var loaded int64
+	pairs := make([]any, 0, 1+2*seriesLoadBatch)
 	flush := func() (bool, error) {
 		if len(pairs) == 0 {
 			return true, nil
 		}
-		_, ok, err := s.cache.builderStep(ctx, seriesLoadScript, parts, build, pairs...)
+		loaded += int64(len(pairs) / 2)
+		_, ok, err := s.cache.builderStep(ctx, seriesLoadScript, parts, build, append([]any{loaded}, pairs...)...)
 		pairs = pairs[:0]
+		if ok && err == nil && s.afterSeriesLoad != nil {
+			s.afterSeriesLoad()
+		}
 		return ok, err
 	}
 	for {
@@ -116,7 +123,7 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 	if ok, err := flush(); err != nil || !ok {
 		return err
 	}
-	done, err := s.cache.walkSeries(ctx, parts, build, step)
+	done, err := s.cache.walkSeries(ctx, parts, build, loaded, step)
 	if done {
 		s.seriesRebuilds.Add(1)
 	}

@@ -230,13 +230,27 @@ if not (ours(e, ARGV[1]) and m and m.ep == e and m.st == 'b' and m.b == ARGV[2])
 m.lease = now + tonumber(ARGV[3])
 `
 
+// luaAllHeld ends a claimed rebuild, leaving the series unknown, when the set holds
+// fewer candles than the builder loaded (ARGV[5]): Redis evicted or expired the set
+// during the rebuild (it drops whole keys; nothing else removes members), so what
+// the set holds is not what MongoDB holds, and a coverage computed from it would
+// answer windows of the lost candles as misses.
+const luaAllHeld = `
+if redis.call('ZCARD', KEYS[3]) < tonumber(ARGV[5]) then
+  m.st, m.b, m.lease = 'u', '', 0
+  meta_put(KEYS[2], m, ARGV[4])
+  return {0}
+end
+`
+
 // seriesLoadScript adds a batch of MongoDB's candles during a rebuild. KEYS: epoch,
-// coverage, candles. ARGV: epoch prefix, build id, lease ms, key ttl ms, then open
-// time and member pairs.
+// coverage, candles. ARGV: epoch prefix, build id, lease ms, key ttl ms, candles
+// loaded so far with this batch, then open time and member pairs.
 var seriesLoadScript = redis.NewScript(luaSeries + luaClaimed + `
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   if not held(KEYS[3], ARGV[i]) then redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]) end
 end
+` + luaAllHeld + `
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 meta_put(KEYS[2], m, ARGV[4])
 return {1}
@@ -245,11 +259,12 @@ return {1}
 // seriesWalkScript computes the coverage of the next members of the set, in order;
 // the last step marks the series known (unknown if a write's token expired meanwhile).
 // KEYS: epoch, coverage, candles. ARGV: epoch prefix, build id, lease ms, key ttl ms,
-// interval ms, start (exclusive score, "-inf" first), members per step.
-// Returns {1, last score} to continue, {2} when done, {0} when the claim was lost.
-var seriesWalkScript = redis.NewScript(luaSeries + luaClaimed + `
-local step, n = tonumber(ARGV[5]), tonumber(ARGV[7])
-local r = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[6], '+inf', 'WITHSCORES', 'LIMIT', 0, n)
+// candles loaded, interval ms, start (exclusive score, "-inf" first), members per
+// step. Returns {1, last score} to continue, {2} when done, {0} when the claim was
+// lost or the set lost candles (the series is then unknown).
+var seriesWalkScript = redis.NewScript(luaSeries + luaClaimed + luaAllHeld + `
+local step, n = tonumber(ARGV[6]), tonumber(ARGV[8])
+local r = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[7], '+inf', 'WITHSCORES', 'LIMIT', 0, n)
 local ts = {}
 for i = 2, #r, 2 do ts[#ts + 1] = tonumber(r[i]) end
 add_runs(KEYS[2], ts, step)
@@ -379,11 +394,12 @@ func (c *cache) builderStep(ctx context.Context, s *redis.Script, parts []any, b
 	return nil, false, fmt.Errorf("unexpected answer %v", v)
 }
 
-// walkSeries computes the coverage of a claimed series from its set, in bounded steps.
-func (c *cache) walkSeries(ctx context.Context, parts []any, build string, step int64) (bool, error) {
+// walkSeries computes the coverage of a claimed series from its set, in bounded
+// steps; loaded is the number of candles the rebuild added (or found held).
+func (c *cache) walkSeries(ctx context.Context, parts []any, build string, loaded, step int64) (bool, error) {
 	after := "-inf"
 	for {
-		r, ok, err := c.builderStep(ctx, seriesWalkScript, parts, build, step, after, seriesWalkBatch)
+		r, ok, err := c.builderStep(ctx, seriesWalkScript, parts, build, loaded, step, after, seriesWalkBatch)
 		if err != nil || !ok {
 			return false, err
 		}

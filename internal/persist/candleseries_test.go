@@ -288,6 +288,56 @@ func TestCandleSeriesRebuiltInSteps(t *testing.T) {
 	t.Logf("%d candles appended during the rebuild", len(appended))
 }
 
+// Redis drops a series' set while a rebuild loads it (an eviction, the key's TTL),
+// after the first load batch or after the last one (before the coverage walk): the
+// rebuild must not end with a coverage that leaves out the dropped candles, whose
+// windows would then be answered as misses without asking MongoDB.
+func TestCandleSeriesEvictedDuringRebuild(t *testing.T) {
+	n := int64(2*seriesLoadBatch + 100) // three load batches
+	for _, dropAfter := range []int{1, 3} {
+		t.Run(fmt.Sprintf("after load batch %d", dropAfter), func(t *testing.T) {
+			f := newFixture(t, storeConfig{cache: true, mutate: func(o *Options) {
+				o.Now = func() time.Time { return time.UnixMilli(candleBase + 30_000*minute) }
+			}}).with(t)
+			var all []map[string]any
+			for from := int64(0); from < n; from += 2000 {
+				cs := candleRange(from, min(2000, n-from))
+				writeCandleRange(f, seriesKey, cs)
+				all = append(all, cs...)
+			}
+			ctx := context.Background()
+			z, _ := f.store.keys.candleSeries([]any{"binance", "BTC/USDT", "1m"})
+			batches := 0
+			dropped := make(chan struct{})
+			f.store.afterSeriesLoad = func() { // runs in the one rebuild goroutine
+				if batches++; batches == dropAfter {
+					if err := f.rclient.Del(ctx, z).Err(); err != nil {
+						t.Error(err)
+					}
+					close(dropped)
+				}
+			}
+			before := f.store.seriesRebuilds.Load()
+			assertJSON(t, "window of the unknown series", window(f, seriesKey, 0, 5), string(mustJSON(all[:5])))
+			select {
+			case <-dropped:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the rebuild never loaded the batch")
+			}
+			known(t, f, seriesKey)
+			if got := f.store.seriesRebuilds.Load() - before; got != 1 {
+				t.Fatalf("%d rebuilds completed, want 1 (the one whose set was dropped ends unknown)", got)
+			}
+			assertFromCache(t, f, "windows of the rebuilt series", func() {
+				for _, from := range []int64{0, seriesLoadBatch - 3, n - 5} {
+					assertJSON(t, fmt.Sprintf("window at %d", from), window(f, seriesKey, from, 5), string(mustJSON(all[from:from+5])))
+				}
+				assertJSON(t, "past the end", window(f, seriesKey, n-2, 5), "null")
+			})
+		})
+	}
+}
+
 // The series keys share the tenant's hash slot with the epoch (Redis Cluster runs
 // each script on one node).
 func TestCandleSeriesKeysShareTheSlot(t *testing.T) {

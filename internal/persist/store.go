@@ -48,6 +48,8 @@ type Store struct {
 
 	// beforeRebuild, when set (tests only), runs before a series rebuild claims the series.
 	beforeRebuild func()
+	// afterSeriesLoad, when set (tests only), runs after each batch a series rebuild loaded.
+	afterSeriesLoad func()
 	// beforePruneRebuild, when set (tests only), runs before Prune rebuilds a list head.
 	beforePruneRebuild func()
 	// beforeHeadPut, when set (tests only), runs between a list write's item commit
