@@ -157,6 +157,19 @@ func (c *cache) ours(epoch string) bool { return strings.HasPrefix(epoch, c.idTa
 // usable reports whether reads may use the cache now.
 func (c *cache) usable() bool { return c.state.Load() == cacheOK }
 
+// failed marks the cache suspect after a request's Redis call failed, unless ctx
+// is done: an error of a caller that gave up (a cancelled request, its own
+// deadline) says nothing about Redis, and rotating the epoch for it would let any
+// caller throw away every cached entry and series of the tenant. Whatever the
+// abandoned command did is covered by the write protocol (a marker or token left
+// behind expires into "unknown"); a Redis that stalls is still seen by callers with
+// time left and by the periodic check.
+func (c *cache) failed(ctx context.Context, err error) {
+	if ctx.Err() == nil {
+		c.markSuspect(err)
+	}
+}
+
 // markSuspect stops cache use until the recovery loop has rotated the epoch.
 func (c *cache) markSuspect(err error) {
 	c.mu.Lock()

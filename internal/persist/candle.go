@@ -181,7 +181,7 @@ func (s *Store) readCandles(ctx context.Context, c *call) (Result, bool, error) 
 	code, members, err := s.cache.readSeries(ctx, c.parts, since, last, limit)
 	switch {
 	case err != nil:
-		s.cache.markSuspect(err)
+		s.cache.failed(ctx, err)
 		return s.readCandlesMongo(ctx, c)
 	case !s.cache.usable():
 		// marked suspect while the lookup was in flight: do not trust the answer
@@ -304,7 +304,7 @@ func (s *Store) writeCandles(ctx context.Context, c *call) (Result, error) {
 		if len(aligned) > 0 {
 			token, known, err = s.cache.markSeries(ctx, c.parts, aligned)
 			if err != nil {
-				s.cache.markSuspect(err)
+				s.cache.failed(ctx, err)
 				return Result{}, fmt.Errorf("%w: candle write: not written: %v", ErrUnavailable, err)
 			}
 		}
@@ -330,7 +330,7 @@ func (s *Store) writeCandles(ctx context.Context, c *call) (Result, error) {
 			}
 		}
 		if err := s.cache.endSeries(ctx, c.parts, token, step, pairs, true); err != nil {
-			s.cache.markSuspect(err)
+			s.cache.failed(ctx, err)
 			return Result{}, fmt.Errorf("%w: candle write: may have been applied, retry: %v", ErrUnavailable, err)
 		}
 	}

@@ -358,11 +358,10 @@ func (c *cache) markSeries(ctx context.Context, parts []any, aligned []int64) (s
 
 // endSeries ends a marked write: with ok its stored candles (open time, member pairs
 // in ascending order) join the series; without, the series becomes unknown.
+// It runs whether or not the caller has given up meanwhile: after a commit, or after
+// a failure that may have committed, the update is what keeps the series honest.
 func (c *cache) endSeries(ctx context.Context, parts []any, token string, step int64, pairs []any, ok bool) error {
-	if !ok {
-		ctx = context.WithoutCancel(ctx)
-	}
-	ctx, cancel := c.opCtx(ctx)
+	ctx, cancel := c.opCtx(context.WithoutCancel(ctx))
 	defer cancel()
 	mode := "u"
 	if !ok {

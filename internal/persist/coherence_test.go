@@ -413,3 +413,130 @@ func TestConnGuardCheck(t *testing.T) {
 		t.Fatal("the new run id is accepted once reported")
 	}
 }
+
+// cancelHook cancels a request's context when the first command whose arguments
+// contain its trigger is sent: the caller gives up right then.
+type cancelHook struct {
+	mu      sync.Mutex
+	trigger string
+	cancel  context.CancelFunc
+}
+
+func (h *cancelHook) arm(trigger string, cancel context.CancelFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.trigger, h.cancel = trigger, cancel
+}
+
+func (h *cancelHook) fire(cmd redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancel == nil {
+		return
+	}
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && s == h.trigger {
+			h.cancel()
+			h.cancel = nil
+			return
+		}
+	}
+}
+
+func (h *cancelHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cancelHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.fire(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *cancelHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.fire(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A caller that gives up (a cancelled request, its own deadline) is no Redis
+// failure: the tenant's cache stays in use and keeps its epoch, so no caller can
+// throw away every cached entry and series of the tenant by hanging up. And a
+// caller giving up right after a write's commit does not cut the cache update
+// short: the write is acknowledged and cached for the other replica.
+func TestCallerGivingUpKeepsTheCache(t *testing.T) {
+	hook := &cancelHook{}
+	db, prefix := randomName("t_"), randomName("btp:")+":"
+	a := newFixture(t, storeConfig{cache: true, dbName: db, prefix: prefix, mutate: func(o *Options) {
+		o.Redis.(*redis.Client).AddHook(hook)
+		seriesClock(o)
+	}}).with(t)
+	b := newFixture(t, storeConfig{cache: true, dbName: db, prefix: prefix, mutate: seriesClock}).with(t)
+	key := keyOf("signalId", "gone", "bucketName", "caller")
+	read := Request{Kind: KindState, Op: OpRead, Key: key}
+	a.do(Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(1))})
+	writeCandleRange(a, seriesKey, candleRange(0, 10))
+	known(t, a, seriesKey)
+	epoch := func() string {
+		v, err := a.rclient.Get(context.Background(), a.store.keys.epoch()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := epoch()
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, req := range []Request{read,
+		{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(9))},
+		{Kind: KindCandle, Op: OpRead, Key: seriesKey, Since: candleBase, Limit: 5},
+		{Kind: KindCandle, Op: OpWrite, Key: seriesKey, Value: mustJSON(candleRange(10, 1))},
+		{Kind: KindStorage, Op: OpWrite, Key: keyOf("bucketName", "caller"), Value: []byte(`[{"id":"s1","priority":1}]`)},
+	} {
+		_, _ = a.store.Do(gone, req) // an error or not: the caller is gone either way
+		if h := a.store.CacheHealth(); !h.InUse {
+			t.Fatalf("%s %s of a cancelled caller took the cache out of use: %v", req.Kind, req.Op, h.LastErr)
+		}
+	}
+	if got := epoch(); got != before {
+		t.Fatalf("epoch rotated from %s to %s by cancelled callers", before, got)
+	}
+	assertFromCache(t, a, "cached reads after the cancelled callers", func() {
+		assertJSON(t, "record", a.do(read).Value, stateValue(1))
+		assertJSON(t, "window", window(a, seriesKey, 0, 5), string(mustJSON(candleRange(0, 5))))
+	})
+
+	for _, tc := range []struct {
+		name   string
+		script *redis.Script
+		req    Request
+		check  func(t *testing.T)
+	}{
+		{"record", updateScript, Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(stateValue(2))}, func(t *testing.T) {
+			assertJSON(t, "the other replica", b.with(t).do(read).Value, stateValue(2))
+		}},
+		// 10 as well: the cancelled caller's write of it above may not have committed
+		{"candle", seriesUpdateScript, Request{Kind: KindCandle, Op: OpWrite, Key: seriesKey, Value: mustJSON(candleRange(10, 2))}, func(t *testing.T) {
+			a := a.with(t)
+			assertFromCache(t, a, "the written candles", func() {
+				assertJSON(t, "window", window(a, seriesKey, 7, 5), string(mustJSON(candleRange(7, 5))))
+			})
+		}},
+	} {
+		t.Run(tc.name+" update after the caller gave up", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			hook.arm(tc.script.Hash(), cancel)
+			if _, err := a.store.Do(ctx, tc.req); err != nil {
+				t.Fatalf("write whose caller gave up after the commit: %v, want success", err)
+			}
+			if ctx.Err() == nil {
+				t.Fatal("the update was never sent")
+			}
+			tc.check(t)
+		})
+	}
+}

@@ -96,7 +96,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		hkey = s.keys.listHashes(c.spec.Kind, c.parts)
 		if s.cache.usable() {
 			if st, err = s.cache.listLookup(ctx, hkey, ids); err != nil {
-				s.cache.markSuspect(err)
+				s.cache.failed(ctx, err)
 				st = listState{}
 			}
 		}
@@ -125,7 +125,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		}
 		token = newToken()
 		if gen, err = s.cache.listMark(ctx, hkey, token, changed); err != nil {
-			s.cache.markSuspect(err)
+			s.cache.failed(ctx, err)
 			return fmt.Errorf("%w: %s write: not written: %v", ErrCacheUnavailable, c.spec.Kind, err)
 		}
 	}
@@ -155,8 +155,8 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 			}
 		}
 	}
-	if err := s.cache.listStore(ctx, hkey, token, gen, st.epoch, !st.known, now); err != nil {
-		s.cache.markSuspect(err) // acknowledged: the changed items' fields are absent
+	if err := s.cache.listStore(context.WithoutCancel(ctx), hkey, token, gen, st.epoch, !st.known, now); err != nil {
+		s.cache.failed(ctx, err) // acknowledged: the changed items' fields are absent
 	}
 	return nil
 }

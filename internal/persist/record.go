@@ -36,7 +36,7 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 		e, epoch, f, hit, err := s.cache.get(ctx, key)
 		switch {
 		case err != nil:
-			s.cache.markSuspect(err)
+			s.cache.failed(ctx, err)
 			useCache = false
 		case !s.cache.usable():
 			// marked suspect while the lookup was in flight (a new Redis run noticed
@@ -66,7 +66,7 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 			s.afterLoad(key)
 		}
 		if err := s.cache.fill(ctx, key, observed, fence, e); err != nil {
-			s.cache.markSuspect(err)
+			s.cache.failed(ctx, err)
 		}
 	}
 	return recordResult(c, e), false, nil
@@ -325,7 +325,7 @@ func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release
 	token, err = s.cache.mark(ctx, key)
 	if err != nil {
 		release()
-		s.cache.markSuspect(err)
+		s.cache.failed(ctx, err)
 		return nil, "", fmt.Errorf("%w: %s %s: not written: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
 	}
 	return release, token, nil
@@ -339,8 +339,9 @@ func (s *Store) endKeyWrite(ctx context.Context, c *call, key, token string, e e
 	if s.cache == nil {
 		return nil
 	}
-	if err := s.cache.update(ctx, key, token, e); err != nil {
-		s.cache.markSuspect(err)
+	// the commit is done: the caller giving up now must not cut its update short
+	if err := s.cache.update(context.WithoutCancel(ctx), key, token, e); err != nil {
+		s.cache.failed(ctx, err)
 		return fmt.Errorf("%w: %s %s: may have been applied, retry: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
 	}
 	return nil
