@@ -178,6 +178,13 @@ func TestHandlerStatusMatrix(t *testing.T) {
 		{"reader cannot write in a batch", "POST", batchPath, "reader", `{"ops":[` + read + `,` + write + `]}`, 403, CodeForbidden},
 		{"other tenant", "POST", "/v1/namespaces/b/persistences/t/ops", "writer", read, 403, CodeForbidden},
 		{"nonexistent tenant looks the same", "POST", "/v1/namespaces/b/persistences/nope/ops", "writer", read, 403, CodeForbidden},
+		// an empty batch is a read: without access, the same 403 for a tenant that
+		// exists, one that does not and one that is down (no 200, 404 or 503 with
+		// the other tenant's conditions)
+		{"empty batch of another tenant", "POST", "/v1/namespaces/b/persistences/t/batch", "writer", `{"ops":[]}`, 403, CodeForbidden},
+		{"empty batch of a nonexistent tenant", "POST", "/v1/namespaces/a/persistences/missing/batch", "writer", `{"ops":[]}`, 403, CodeForbidden},
+		{"empty batch of a tenant that is down", "POST", "/v1/namespaces/a/persistences/down/batch", "writer", `{"ops":[]}`, 403, CodeForbidden},
+		{"empty batch with access", "POST", batchPath, "reader", `{"ops":[]}`, 200, ""},
 		{"allowed but missing", "POST", "/v1/namespaces/a/persistences/missing/ops", "admin", read, 404, CodeNotFound},
 		{"not ready", "POST", "/v1/namespaces/a/persistences/down/ops", "admin", read, 503, CodeUnavailable},
 		{"bad json", "POST", opsPath, "writer", `{`, 400, CodeInvalidRequest},

@@ -331,7 +331,9 @@ func (h *Handler) tokenVerdict(id *Identity, err error) (*Identity, error) {
 // authorize checks every verb the operations need (one review per verb). An
 // operation without a known verb denies the whole request.
 func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name string, reqs []persist.Request) error {
-	needRead, needWrite, needScan := false, false, false
+	// An empty batch runs nothing but still answers whether the tenant exists and
+	// how it is: that is a read.
+	needRead, needWrite, needScan := len(reqs) == 0, false, false
 	for i := range reqs {
 		verb, ok := verbOf(reqs[i].Op)
 		switch {

@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -137,5 +138,54 @@ func TestBatchWithAListRunsInOrder(t *testing.T) {
 	var keys []string
 	if err := json.Unmarshal(results[8].Value, &keys); err != nil || len(keys) != 8 {
 		t.Fatalf("list after 8 writes in the same batch: %s (%v)", results[8].Value, err)
+	}
+}
+
+// A batch of reads of large values answers at most MaxBatchAnswerBytes of them
+// (plus the reads in flight when the bound was reached); the others answer
+// ErrTooLarge without being run, and the batch's writes all run and answer.
+func TestBatchAnswersAreBounded(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	big := `{"id":"x","data":"` + strings.Repeat("a", 1<<20) + `"}`
+	stateKey := func(n int) map[string]any { return keyOf("signalId", fmt.Sprintf("big%d", n), "bucketName", "b") }
+	const keys = 8
+	for n := 0; n < keys; n++ {
+		f.do(Request{Kind: KindState, Op: OpWrite, Key: stateKey(n), Value: []byte(big)})
+	}
+	var reqs []Request
+	for i := 0; i < 100; i++ {
+		reqs = append(reqs, Request{Kind: KindState, Op: OpRead, Key: stateKey(i % keys)})
+		if i%10 == 9 {
+			reqs = append(reqs, Request{Kind: KindState, Op: OpWrite, Key: stateKey(100 + i), Value: []byte(stateValue(i))})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	results, errs := f.store.Batch(ctx, reqs)
+	answered, refused, bytes := 0, 0, 0
+	for i, r := range reqs {
+		switch {
+		case r.Op == OpWrite:
+			if errs[i] != nil {
+				t.Fatalf("write %d of the batch: %v", i, errs[i])
+			}
+		case errs[i] == nil:
+			if string(results[i].Value) != big {
+				t.Fatalf("read %d answered %d bytes, want the value", i, len(results[i].Value))
+			}
+			answered++
+			bytes += len(results[i].Value)
+		case errors.Is(errs[i], ErrTooLarge):
+			refused++
+		default:
+			t.Fatalf("read %d: %v", i, errs[i])
+		}
+	}
+	if limit := MaxBatchAnswerBytes + (batchConcurrency+1)*len(big); bytes > limit || refused == 0 {
+		t.Fatalf("%d reads answered %d bytes and %d refused; want at most %d bytes and some refused", answered, bytes, refused, limit)
+	}
+	t.Logf("%d reads answered (%d MiB), %d refused", answered, bytes>>20, refused)
+	for i := 0; i < 10; i++ {
+		assertJSON(t, "a write of the batch", f.do(Request{Kind: KindState, Op: OpRead, Key: stateKey(109 + 10*i)}).Value, stateValue(9+10*i))
 	}
 }

@@ -211,6 +211,13 @@ func (s *Store) Do(ctx context.Context, req Request) (Result, error) {
 // batchConcurrency bounds the keys of one batch that run at once.
 const batchConcurrency = 4
 
+// MaxBatchAnswerBytes bounds the values a batch's reads answer, together: 500 reads
+// of 4 MiB values (or of 50,000-candle windows) would otherwise make one request
+// hold gigabytes. A read once the bound is reached is not run and answers ErrTooLarge
+// (read it in its own request); at most batchConcurrency reads in flight go past it.
+// Writes always run and answer: their results are bounded by the request body.
+const MaxBatchAnswerBytes = 32 << 20
+
 // Batch runs requests and returns one result and one error per request. Requests
 // are independent: one failing does not stop the others. Requests of one key run
 // one after another in their order in the batch; those of different keys run
@@ -233,15 +240,29 @@ func (s *Store) Batch(ctx context.Context, reqs []Request) ([]Result, []error) {
 			groups[k] = append(groups[k], i)
 		}
 	}
+	var left atomic.Int64
+	left.Store(MaxBatchAnswerBytes)
+	one := func(i int) {
+		if reqs[i].Op == OpWrite || reqs[i].Op == OpRemove {
+			results[i], errs[i] = s.Do(ctx, reqs[i])
+			return
+		}
+		if left.Load() < 0 {
+			errs[i] = tooLargef("the batch's answers are over %d bytes: read this %s key in a request of its own", MaxBatchAnswerBytes, reqs[i].Kind)
+			return
+		}
+		results[i], errs[i] = s.Do(ctx, reqs[i])
+		left.Add(-int64(len(results[i].Value)))
+	}
 	if inOrder || len(order) <= 1 {
 		for i := range reqs {
-			results[i], errs[i] = s.Do(ctx, reqs[i])
+			one(i)
 		}
 		return results, errs
 	}
 	run := func(idx []int) {
 		for _, i := range idx {
-			results[i], errs[i] = s.Do(ctx, reqs[i])
+			one(i)
 		}
 	}
 	sem := make(chan struct{}, batchConcurrency)
