@@ -3,6 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"strconv"
@@ -22,7 +25,12 @@ import (
 
 // Internal request headers by which the hook tells the handler that it refused a
 // request (the JSON error) and left its body unread (the declared length, -1 for
-// chunked). Values a client sends under these names are removed first.
+// chunked). Values a client sends under these names are removed first; and as
+// fasthttp parses a chunked body's trailer fields after the hook, and Peek falls
+// back to them, each value the hook sets starts with the handler's tag, a random
+// string no client sees, and a value without it is ignored: a forged refusal could
+// otherwise answer with the client's own code and message and grow the metrics'
+// code label without bound.
 const (
 	refusalHeader    = "X-Btp-Gateway-Refusal"
 	unreadBodyHeader = "X-Btp-Gateway-Unread-Body"
@@ -61,20 +69,36 @@ func (h *Handler) headerReceived(ctx context.Context, hdr *fasthttp.RequestHeade
 		return fasthttp.RequestConfig{ReadTimeout: bodyReadTimeout}
 	}
 	refusal, _ := json.Marshal(classify(err))
-	hdr.SetBytesV(refusalHeader, refusal)
+	hdr.SetBytesV(refusalHeader, append(append(make([]byte, 0, len(h.tag)+len(refusal)), h.tag...), refusal...))
 	// -2 is a request without Content-Length or Transfer-Encoding, which has no body.
 	if n := hdr.ContentLength(); n > 0 || n == -1 {
-		hdr.Set(unreadBodyHeader, strconv.Itoa(n))
+		hdr.SetBytesV(unreadBodyHeader, strconv.AppendInt(append([]byte(nil), h.tag...), int64(n), 10))
 		hdr.SetContentLength(0)
 	}
 	hdr.Del(fasthttp.HeaderExpect) // no "100 Continue" for a body that will not be read
 	return fasthttp.RequestConfig{}
 }
 
+// internal returns the value headerReceived set under name, if it did.
+func (h *Handler) internal(rc *fasthttp.RequestCtx, name string) ([]byte, bool) {
+	raw := rc.Request.Header.Peek(name)
+	if len(raw) < len(h.tag) || subtle.ConstantTimeCompare(raw[:len(h.tag)], h.tag) != 1 {
+		return nil, false
+	}
+	return raw[len(h.tag):], true
+}
+
+// newInternalTag returns a random tag for the hook's internal header values.
+func newInternalTag() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
 // refusal returns the error headerReceived refused the request with, if it did.
-func refusal(rc *fasthttp.RequestCtx) (*Error, bool) {
-	raw := rc.Request.Header.Peek(refusalHeader)
-	if len(raw) == 0 {
+func (h *Handler) refusal(rc *fasthttp.RequestCtx) (*Error, bool) {
+	raw, ok := h.internal(rc, refusalHeader)
+	if !ok {
 		return nil, false
 	}
 	var e Error
@@ -90,8 +114,8 @@ func refusal(rc *fasthttp.RequestCtx) (*Error, bool) {
 // bounds, and closed, so that the client reads the answer rather than a reset
 // and the body is never parsed as a next request.
 func (h *Handler) discardUnreadBody(rc *fasthttp.RequestCtx) {
-	raw := rc.Request.Header.Peek(unreadBodyHeader)
-	if len(raw) == 0 {
+	raw, ok := h.internal(rc, unreadBodyHeader)
+	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(string(raw))

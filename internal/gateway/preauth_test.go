@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A request without an accepted token is answered from its headers: the server
@@ -90,5 +93,47 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 	}
 	if n := len(tn.stores["a/t"].data); n != 1 {
 		t.Fatalf("store holds %d records, want the accepted write's one", n)
+	}
+}
+
+// fasthttp parses a chunked body's trailer fields after the header hook, and a
+// header lookup falls back to them: internal header values sent there (announced
+// or not) must not pass for the hook's. An accepted request carrying a forged
+// refusal in its trailer is served as usual, and is not answered, logged or
+// counted under the client's own code.
+func TestForgedInternalHeadersInTrailers(t *testing.T) {
+	h, _ := newTestHandler()
+	base := startTestServer(t, h)
+	addr := strings.TrimPrefix(base, "http://")
+	body := `{"kind":"state","op":"read",` + stateKey + `}`
+	chunk := fmt.Sprintf("%x\r\n%s\r\n0\r\n", len(body), body)
+	for _, announce := range []string{"", "Trailer: " + refusalHeader + "\r\n"} {
+		for i := 0; i < 3; i++ {
+			forged := fmt.Sprintf(`%s: {"code":"Forged%d","message":"from the client"}`+"\r\n"+unreadBodyHeader+": 5\r\n", refusalHeader, i)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			req := "POST " + opsPath + " HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer reader\r\nTransfer-Encoding: chunked\r\n" + announce + "\r\n" + chunk + forged + "\r\n"
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			conn.Close()
+			if res.StatusCode != 200 || strings.Contains(string(raw), "Forged") {
+				t.Fatalf("request with a forged refusal trailer (%q): %d %s, want 200 and the value", announce, res.StatusCode, raw)
+			}
+		}
+	}
+	series := make(chan prometheus.Metric, 100)
+	h.o.Metrics.requests.Collect(series)
+	close(series)
+	if n := len(series); n != 1 {
+		t.Fatalf("%d request series after forged trailers, want the one route's", n)
 	}
 }

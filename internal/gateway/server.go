@@ -56,6 +56,7 @@ type Handler struct {
 	o        Options
 	degraded *failFast
 	callers  callers // callers the header hook accepted (callers.go)
+	tag      []byte  // starts the values of the hook's internal headers (preauth.go)
 }
 
 // Route names, used as the bounded "route" metric label.
@@ -85,7 +86,7 @@ func NewHandler(o Options) *Handler {
 	if o.DegradedWindow <= 0 {
 		o.DegradedWindow = 10 * time.Second
 	}
-	return &Handler{o: o, degraded: newFailFast(o.DegradedWindow, o.DegradedTimeout)}
+	return &Handler{o: o, degraded: newFailFast(o.DegradedWindow, o.DegradedTimeout), tag: []byte(newInternalTag())}
 }
 
 // Serve handles one request. ctx carries the server's values but not its
@@ -291,7 +292,7 @@ func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, name
 // authenticate returns the caller of a request or a 401/503 error; a request the
 // server's header hook already refused keeps that answer (preauth.go).
 func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*Identity, error) {
-	if e, refused := refusal(rc); refused {
+	if e, refused := h.refusal(rc); refused {
 		return nil, e
 	}
 	if id, ok := h.callers.take(&rc.Request.Header); ok {
