@@ -27,6 +27,7 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 	base := startTestServer(t, h)
 	addr := strings.TrimPrefix(base, "http://")
 	const path = "POST " + opsPath + " HTTP/1.1\r\nHost: gw\r\n"
+	const other = "POST /v1/namespaces/b/persistences/t/ops HTTP/1.1\r\nHost: gw\r\n"
 	bigBody := strings.Repeat("x", 1<<20)
 	cases := []struct {
 		name, head, body string
@@ -39,6 +40,11 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 		{"no token, chunked", path + "Transfer-Encoding: chunked\r\n\r\n", "10000\r\n" + strings.Repeat("y", 1<<16) + "\r\n", 401, CodeUnauthorized},
 		{"no token, expect 100-continue", path + "Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n", "", 401, CodeUnauthorized},
 		{"forged refusal header", path + refusalHeader + ": {}\r\n" + unreadBodyHeader + ": 5\r\nContent-Length: 8388600\r\n\r\n", "", 401, CodeUnauthorized},
+		// an accepted token that may not access the tenant: a large body is not
+		// held for it either (the server would allocate it whole)
+		{"accepted token without access, declared 8 MiB", other + "Authorization: Bearer writer\r\nContent-Length: 8388600\r\n\r\n", bigBody, 403, CodeForbidden},
+		{"accepted token without access, chunked", other + "Authorization: Bearer writer\r\nTransfer-Encoding: chunked\r\n\r\n", "10000\r\n" + strings.Repeat("y", 1<<16) + "\r\n", 403, CodeForbidden},
+		{"accepted token without access, encoded path", "POST /v1/namespaces/%62/persistences/t/ops HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer writer\r\nContent-Length: 8388600\r\n\r\n", bigBody, 403, CodeForbidden},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,11 +79,13 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 			}
 		})
 	}
-	// With an accepted token the same server reads bodies as before.
+	// With an accepted token the same server reads bodies as before, large ones
+	// of a tenant the caller may access included.
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, body := range []string{
 		`{"kind":"state","op":"write",` + stateKey + `,"value":{"n":2},"when":1}`,
 		`{"kind":"state","op":"read",` + stateKey + `}`,
+		`{"kind":"state","op":"read",` + stateKey + `}` + strings.Repeat(" ", 2*largeBody),
 	} {
 		req, _ := http.NewRequest("POST", base+opsPath, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer writer")
