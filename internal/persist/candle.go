@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -48,6 +50,9 @@ func parseCandles(value []byte) ([]candle, error) {
 	var raws []map[string]any
 	if err := dec.Decode(&raws); err != nil {
 		return nil, invalidf("candle value is not a JSON array of objects: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalidf("candle value has more after its array")
 	}
 	out := make([]candle, 0, len(raws))
 	for i, m := range raws {
@@ -121,10 +126,12 @@ func (cd candle) document(filter bson.D, stamp time.Time) bson.D {
 // without a numeric timestamp or with a field that is not a number (corrupt).
 func memberFromDoc(d bsoncore.Document) (ts int64, member []byte, ok bool) {
 	v, err := d.LookupErr(candleTimestampField)
-	if err != nil || !v.IsNumber() {
+	if err != nil {
 		return 0, nil, false
 	}
-	ts = docInt(d, candleTimestampField)
+	if ts, ok = candleTime(v); !ok {
+		return 0, nil, false
+	}
 	member = strconv.AppendInt(make([]byte, 0, 64), ts, 10)
 	for _, f := range candleFields {
 		v, err := d.LookupErr(f)
@@ -134,6 +141,27 @@ func memberFromDoc(d bsoncore.Document) (ts int64, member []byte, ok bool) {
 		member = appendJSON(append(member, ','), v, false)
 	}
 	return ts, member, true
+}
+
+// candleTime reads a stored open time: an integer (int32, int64, or a double without
+// a fraction, as other writers may store it) from 0 to maxCandleTime, as writes
+// accept. Anything else (a fraction, Decimal128, a negative time) is corrupt: it
+// would otherwise be truncated or turned into 0 and cached as a candle never stored.
+func candleTime(v bsoncore.Value) (int64, bool) {
+	var ts int64
+	switch v.Type {
+	case bsoncore.TypeInt32, bsoncore.TypeInt64:
+		ts, _ = v.AsInt64OK()
+	case bsoncore.TypeDouble:
+		f, ok := v.DoubleOK()
+		if !ok || f != math.Trunc(f) || f < 0 || f > maxCandleTime {
+			return 0, false
+		}
+		ts = int64(f)
+	default:
+		return 0, false
+	}
+	return ts, ts >= 0 && ts <= maxCandleTime
 }
 
 // appendCandleJSON appends the JSON object of a member, as a read returns it.
@@ -227,8 +255,12 @@ func windowJSON(members []any, since, step int64) ([]byte, bool) {
 func (s *Store) readCandlesMongo(ctx context.Context, c *call) (Result, bool, error) {
 	step := seriesStep(c)
 	since, limit := c.req.Since, c.req.Limit
+	// Only the window's own open times (since + i*step): other candles inside its
+	// range (unaligned ones, which writes accept) must neither fill the limit nor be
+	// taken for a gap, as the series cache, which holds aligned candles only, ignores them.
 	filter := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: candleTimestampField,
-		Value: bson.D{{Key: "$gte", Value: since}, {Key: "$lt", Value: since + limit*step}}})
+		Value: bson.D{{Key: "$gte", Value: since}, {Key: "$lt", Value: since + limit*step},
+			{Key: "$mod", Value: bson.A{step, since % step}}}})
 	opts := options.Find().SetProjection(candleProjection()).SetSort(bson.D{{Key: candleTimestampField, Value: 1}}).
 		SetLimit(-limit).SetBatchSize(int32(limit)) // negative: one batch, no getMore
 	cur, err := s.opts.Database.Collection(c.spec.Collection).Find(ctx, filter, opts)
@@ -236,7 +268,7 @@ func (s *Store) readCandlesMongo(ctx context.Context, c *call) (Result, bool, er
 		return Result{}, false, wrapMongo(c, "find", err)
 	}
 	defer cur.Close(ctx)
-	out := make([]byte, 0, limit*120+2)
+	out := make([]byte, 0, min(limit, 64)*120+2) // grown as candles come: an empty answer costs no limit-sized buffer
 	out = append(out, '[')
 	var n int64
 	for cur.Next(ctx) {
@@ -391,17 +423,26 @@ func (s *Store) insertCandles(ctx context.Context, c *call, closed []candle, sto
 	}
 	defer cur.Close(ctx)
 	found := make(map[int64][]byte, len(again))
+	corrupt := 0
 	for cur.Next(ctx) {
 		if ts, m, ok := memberFromDoc(bsoncore.Document(cur.Current)); ok {
 			found[ts] = m
+		} else {
+			corrupt++
 		}
 	}
 	if err := cur.Err(); err != nil {
 		return wrapMongo(c, "find", err)
 	}
+	if missing := len(again) - len(found); missing > corrupt {
+		// Refused as a duplicate, yet this series holds no candle there: another
+		// unique index refused it (an adopted database's, not migrated yet), and
+		// answering success would acknowledge candles that are not stored.
+		return fmt.Errorf("%s write: MongoDB refused %d candles as duplicates but this series holds none of them (a unique index other than the store's; the tenant's index migration has not run?)", c.spec.Kind, missing-corrupt)
+	}
 	for i, cd := range closed {
 		if stored[i] == nil {
-			stored[i] = found[cd.timestamp] // nil for a corrupt stored candle: left out
+			stored[i] = found[cd.timestamp] // nil for a corrupt stored candle: left out of the answer
 		}
 	}
 	return nil

@@ -8,6 +8,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The candle series cache (candleseries.go) against real FerretDB and redis-server:
@@ -348,5 +352,76 @@ func TestCandleSeriesKeysShareTheSlot(t *testing.T) {
 		if tag(key) != tag(k.epoch()) || z == cov {
 			t.Fatalf("%s is not in the epoch's slot (%s)", key, k.epoch())
 		}
+	}
+}
+
+// Candles a window read must not take for the window's: an unaligned candle inside
+// it (writes accept those; the series cache ignores them), with the cache on and
+// off and for an unaligned since; and stored open times no write could send (a
+// fraction, a negative time), which must not be read as candles.
+func TestCandleWindowSkipsForeignCandles(t *testing.T) {
+	for _, cacheOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cache=%v", cacheOn), func(t *testing.T) {
+			f := newFixture(t, storeConfig{cache: cacheOn, mutate: seriesClock}).with(t)
+			all := candleRange(0, 10)
+			writeCandleRange(f, seriesKey, all)
+			odd := candleRange(3, 1)
+			odd[0]["timestamp"] = candleBase + 3*minute + 30_000
+			writeCandleRange(f, seriesKey, odd)
+			assertJSON(t, "window with an unaligned candle inside", window(f, seriesKey, 0, 10), string(mustJSON(all)))
+			shifted := candleRange(3, 1)
+			shifted[0]["timestamp"] = candleBase + 30_000
+			writeCandleRange(f, seriesKey, shifted)
+			got := f.do(Request{Kind: KindCandle, Op: OpRead, Key: seriesKey, Since: candleBase + 30_000, Limit: 1}).Value
+			assertJSON(t, "window at an unaligned since", got, string(mustJSON(shifted)))
+			got = f.do(Request{Kind: KindCandle, Op: OpRead, Key: seriesKey, Since: candleBase + 30_000, Limit: 4}).Value
+			assertJSON(t, "unaligned window with aligned candles inside", got, "null")
+		})
+	}
+	t.Run("stored open times no write sends", func(t *testing.T) {
+		f := newFixture(t, storeConfig{cache: true, mutate: seriesClock}).with(t)
+		spec, _ := Lookup(KindCandle)
+		coll := f.db.Collection(spec.Collection)
+		ctx := context.Background()
+		// (Decimal128 too on a real MongoDB; FerretDB drops the connection on one)
+		for _, ts := range []any{float64(candleBase) + 0.5, int64(-minute)} {
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "exchangeName", Value: "binance"}, {Key: "symbol", Value: "BTC/USDT"},
+				{Key: "interval", Value: "1m"}, {Key: "timestamp", Value: ts}, {Key: "open", Value: 1}, {Key: "high", Value: 1},
+				{Key: "low", Value: 1}, {Key: "close", Value: 1}, {Key: "volume", Value: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		assertJSON(t, "window of foreign documents only", window(f, seriesKey, 0, 1), "null")
+		known(t, f, seriesKey)
+		assertJSON(t, "after the rebuild", window(f, seriesKey, 0, 1), "null")
+		assertJSON(t, "at 0 after the rebuild", f.do(Request{Kind: KindCandle, Op: OpRead, Key: seriesKey, Since: 0, Limit: 1}).Value, "null")
+		all := candleRange(0, 3)
+		writeCandleRange(f, seriesKey, all)
+		assertJSON(t, "written over them", window(f, seriesKey, 0, 3), string(mustJSON(all)))
+	})
+}
+
+// A candle MongoDB refuses as a duplicate while the series holds none there (a
+// unique index other than the store's: an adopted database's older one, before the
+// migration dropped it) is an error, not a success that stores nothing; a value
+// with more after its array is refused.
+func TestCandleWriteRefusedElsewhere(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: false, mutate: func(o *Options) { seriesClock(o); o.SkipIndexes = true }}).with(t)
+	spec, _ := Lookup(KindCandle)
+	ctx := context.Background()
+	if _, err := f.db.Collection(spec.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "symbol", Value: 1}, {Key: "interval", Value: 1}, {Key: "timestamp", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	cs := candleRange(0, 2)
+	writeCandleRange(f, seriesKey, cs)
+	other := keyOf("exchangeName", "kraken", "symbol", "BTC/USDT", "interval", "1m")
+	err := f.doErr(Request{Kind: KindCandle, Op: OpWrite, Key: other, Value: mustJSON(cs)})
+	if err == nil || !strings.Contains(err.Error(), "duplicate") {
+		t.Fatalf("write refused by another unique index: %v, want an error", err)
+	}
+	err = f.doErr(Request{Kind: KindCandle, Op: OpWrite, Key: seriesKey, Value: []byte(string(mustJSON(cs)) + ` {"more":1}`)})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("value with more after its array: %v, want ErrInvalid", err)
 	}
 }
