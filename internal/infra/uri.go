@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
 // ParseMongoURI validates a mongodb:// or mongodb+srv:// connection string and returns
@@ -34,6 +35,16 @@ func mongoClientOptions(uri string, base *options.ClientOptions) (*options.Clien
 	}
 	if len(opts.Hosts) == 0 {
 		return nil, &InvalidURIError{What: "mongo URI", Reason: "no host"}
+	}
+	// The store's promise rests on reading the primary and on acknowledged writes:
+	// a secondary may lag behind a write just acknowledged (a read, or a series
+	// rebuild, would miss it), and an unacknowledged write reports nothing, not even
+	// that another writer's candle was kept.
+	if rp := opts.ReadPreference; rp != nil && rp.Mode() != readpref.PrimaryMode {
+		return nil, &InvalidURIError{What: "mongo URI", Reason: fmt.Sprintf("readPreference=%s: the store reads from the primary only (a secondary may miss writes just acknowledged)", rp.Mode())}
+	}
+	if wc := opts.WriteConcern; wc != nil && !wc.Acknowledged() {
+		return nil, &InvalidURIError{What: "mongo URI", Reason: "w=0: the store needs acknowledged writes"}
 	}
 	return opts, nil
 }

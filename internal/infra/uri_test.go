@@ -26,6 +26,13 @@ func TestParseMongoURI(t *testing.T) {
 		{"mongodb://user:pa:ss@h/", true},
 		{"mongodb://h/?connectTimeoutMS=abc", true},
 		{"mongodb+srv://h1:27017,h2/", true}, // SRV takes one host without port
+		// what would break read-your-writes: reads off the primary, unacknowledged writes
+		{"mongodb://h/?readPreference=secondaryPreferred", true},
+		{"mongodb://h/?readPreference=nearest", true},
+		{"mongodb://h/?readPreference=primary", false},
+		{"mongodb://h/?w=0", true},
+		{"mongodb://h/?w=majority&journal=true", false},
+		{"mongodb://h/?w=1", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.uri, func(t *testing.T) {
