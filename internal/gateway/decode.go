@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/backtestpersistence/operator/internal/persist"
@@ -127,7 +128,10 @@ func strictUnmarshal(body []byte, v any) error {
 }
 
 // duplicateName reports a name that appears twice in the JSON object obj (valid
-// JSON), or in its member named nested when that is an object.
+// JSON), or in its member named nested when that is an object. At the top level
+// (nested set) names are compared as encoding/json matches them to the request's
+// fields, ignoring case ("kind" and "Kind" are one field); inside nested (a key's
+// fields, decoded into a map) exactly.
 func duplicateName(obj []byte, nested string) (string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -140,15 +144,19 @@ func duplicateName(obj []byte, nested string) (string, bool) {
 			return "", false
 		}
 		name, _ := t.(string)
-		if seen[name] {
+		folded := name
+		if nested != "" {
+			folded = strings.ToLower(name)
+		}
+		if seen[folded] {
 			return name, true
 		}
-		seen[name] = true
+		seen[folded] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return "", false
 		}
-		if name == nested && nested != "" && len(raw) > 0 && raw[0] == '{' {
+		if nested != "" && folded == nested && len(raw) > 0 && raw[0] == '{' {
 			if inner, dup := duplicateName(raw, ""); dup {
 				return name + "." + inner, true
 			}

@@ -98,6 +98,9 @@ func TestDecodeOpRejects(t *testing.T) {
 		{"scan with when", `{"kind":"state","op":"scan","limit":5,"when":1}`, CodeInvalidRequest},
 		{"scan cursor wrong type", `{"kind":"log","op":"scan","limit":5,"after":7}`, CodeInvalidRequest},
 		{"after on a read", `{"kind":"log","op":"read","key":{},"after":"AQ"}`, CodeInvalidRequest},
+		// encoding/json matches field names ignoring case: one field named twice
+		{"field twice in two cases", `{"kind":"risk","Kind":"state","op":"read","key":{"signalId":"a","bucketName":"b"}}`, CodeInvalidRequest},
+		{"key field twice under a capitalized key", `{"kind":"state","op":"read","Key":{"signalId":"a","signalId":"c","bucketName":"b"}}`, CodeInvalidRequest},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
