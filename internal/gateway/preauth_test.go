@@ -145,3 +145,52 @@ func TestForgedInternalHeadersInTrailers(t *testing.T) {
 		t.Fatalf("%d request series after forged trailers, want the one route's", n)
 	}
 }
+
+// Requests that need no accepted token (refused ones without a body, health
+// checks) keep no connection: sent once per idle timeout they could otherwise
+// hold connections, and the server's connection slots, without end. An accepted
+// caller's connection stays open for its next request.
+func TestConnectionsKeptOnlyForAcceptedCallers(t *testing.T) {
+	h, _ := newTestHandler()
+	base := startTestServer(t, h)
+	addr := strings.TrimPrefix(base, "http://")
+	read := `{"kind":"state","op":"read",` + stateKey + `}`
+	for _, c := range []struct {
+		name, req string
+		status    int
+		kept      bool
+	}{
+		{"no token, no body", "GET /v1/openapi.yaml HTTP/1.1\r\nHost: gw\r\n\r\n", 401, false},
+		{"rejected token, no body", "GET /v1/openapi.yaml HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer forged\r\n\r\n", 401, false},
+		{"healthz", "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n", 200, false},
+		{"readyz", "GET /readyz HTTP/1.1\r\nHost: gw\r\n\r\n", 200, false},
+		{"accepted caller", fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer reader\r\nContent-Length: %d\r\n\r\n%s", opsPath, len(read), read), 200, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, c.req); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(res.Body)
+			if res.StatusCode != c.status || res.Close == c.kept {
+				t.Fatalf("%d, connection close %v; want %d, kept %v", res.StatusCode, res.Close, c.status, c.kept)
+			}
+			if !c.kept {
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := br.ReadByte(); err == nil {
+					t.Fatal("the server sent more on a connection it said it closes")
+				}
+			}
+		})
+	}
+}

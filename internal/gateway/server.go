@@ -117,9 +117,11 @@ func (h *Handler) serve(ctx context.Context, rc *fasthttp.RequestCtx) (string, C
 	path := rc.Path()
 	switch string(path) { // no allocation: the compiler compares in place
 	case "/healthz":
+		rc.SetConnectionClose() // needs no token: no connection kept for it (kubelet probes do not reuse one)
 		writeText(rc, fasthttp.StatusOK, "ok")
 		return routeHealth, ""
 	case "/readyz":
+		rc.SetConnectionClose()
 		if h.o.Tenants != nil && !h.o.Tenants.Ready() {
 			return routeHealth, writeError(rc, apiErrorf(CodeUnavailable, "tenant registry has not synced yet"))
 		}
@@ -293,6 +295,9 @@ func (h *Handler) serveTenant(ctx context.Context, rc *fasthttp.RequestCtx, name
 // server's header hook already refused keeps that answer (preauth.go).
 func (h *Handler) authenticate(ctx context.Context, rc *fasthttp.RequestCtx) (*Identity, error) {
 	if e, refused := h.refusal(rc); refused {
+		// A caller without an accepted token keeps no connection: one request per
+		// idle timeout could otherwise hold a connection (and its buffers) forever.
+		rc.SetConnectionClose()
 		return nil, e
 	}
 	if id, ok := h.callers.take(&rc.Request.Header); ok {
