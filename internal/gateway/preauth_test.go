@@ -48,12 +48,7 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			conn := dialTest(t, addr, 30*time.Second)
 			// The answer comes before the body is in, so it is read while the body is
 			// still being sent: a client that sends on past the drain's bounds may
 			// see its write reset (documented), never a missing answer.
@@ -118,11 +113,7 @@ func TestForgedInternalHeadersInTrailers(t *testing.T) {
 	for _, announce := range []string{"", "Trailer: " + refusalHeader + "\r\n"} {
 		for i := 0; i < 3; i++ {
 			forged := fmt.Sprintf(`%s: {"code":"Forged%d","message":"from the client"}`+"\r\n"+unreadBodyHeader+": 5\r\n", refusalHeader, i)
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn := dialTest(t, addr, 10*time.Second)
 			req := "POST " + opsPath + " HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer reader\r\nTransfer-Encoding: chunked\r\n" + announce + "\r\n" + chunk + forged + "\r\n"
 			if _, err := io.WriteString(conn, req); err != nil {
 				t.Fatal(err)
@@ -167,12 +158,7 @@ func TestConnectionsKeptOnlyForAcceptedCallers(t *testing.T) {
 		{"accepted caller", fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer reader\r\nContent-Length: %d\r\n\r\n%s", opsPath, len(read), read), 200, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn := dialTest(t, addr, 10*time.Second)
 			if _, err := io.WriteString(conn, c.req); err != nil {
 				t.Fatal(err)
 			}
@@ -193,4 +179,17 @@ func TestConnectionsKeptOnlyForAcceptedCallers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialTest opens a connection to the test server, closed at the test's end, with
+// every read and write bounded by within.
+func dialTest(t *testing.T, addr string, within time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(within))
+	return conn
 }
