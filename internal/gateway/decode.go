@@ -80,6 +80,11 @@ func DecodeBatch(body []byte, maxOps int) ([]persist.Request, error) {
 	if !utf8.Valid(body) {
 		return nil, errNotUTF8
 	}
+	// Decoding holds every operation at once (about 20 times the body for tiny
+	// ones), so an array with more than maxOps elements is refused before that.
+	if n := leadingArrayLen(body, maxOps+1); n > maxOps {
+		return nil, apiErrorf(CodeTooLarge, "batch has more than %d operations", maxOps)
+	}
 	var b batchBody
 	if err := strictUnmarshal(body, &b); err != nil {
 		return nil, err
@@ -100,6 +105,41 @@ func DecodeBatch(body []byte, maxOps int) ([]persist.Request, error) {
 		reqs[i] = req
 	}
 	return reqs, nil
+}
+
+// leadingArrayLen counts, up to max, the elements of the array that is the value
+// of the first member of the JSON object body when that member is "ops"
+// ({"ops":[...]}, the name in any case or escaped); 0 when body does not start
+// that way (the strict decoder then answers).
+func leadingArrayLen(body []byte, max int) int {
+	i := persist.SkipJSONSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return 0
+	}
+	if i = persist.SkipJSONSpace(body, i+1); i >= len(body) || body[i] != '"' {
+		return 0
+	}
+	end, ok := persist.SkipJSONValue(body, i)
+	var name string
+	if !ok || json.Unmarshal(body[i:end], &name) != nil || !strings.EqualFold(name, "ops") {
+		return 0 // names as encoding/json matches them to the field ("OPS", "\u006fps")
+	}
+	if i = persist.SkipJSONSpace(body, end); i >= len(body) || body[i] != ':' {
+		return 0
+	}
+	if i = persist.SkipJSONSpace(body, i+1); i >= len(body) || body[i] != '[' {
+		return 0
+	}
+	n := 0
+	for i = persist.SkipJSONSpace(body, i+1); i < len(body) && body[i] != ']' && n < max; n++ {
+		if i, ok = persist.SkipJSONValue(body, i); !ok {
+			return n
+		}
+		if i = persist.SkipJSONSpace(body, i); i < len(body) && body[i] == ',' {
+			i = persist.SkipJSONSpace(body, i+1)
+		}
+	}
+	return n
 }
 
 // strictUnmarshal decodes exactly one JSON object, rejecting unknown fields and trailing data.

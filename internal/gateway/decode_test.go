@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -137,6 +138,37 @@ func TestDecodeBatch(t *testing.T) {
 		_, err := DecodeBatch([]byte(c.body), 10)
 		if e := classify(err); e == nil || e.Code != c.code {
 			t.Errorf("%s: got %v, want %s", name, err, c.code)
+		}
+	}
+}
+
+// A batch with more operations than allowed is refused before its operations are
+// decoded, which would hold about 20 times the body: an 8 MiB body of empty
+// objects allocates a small multiple of the body at most, whatever the field
+// name's case or the spacing. Batches within the bound decode as before.
+func TestDecodeBatchCountsBeforeDecoding(t *testing.T) {
+	ops := strings.Repeat(`{},`, 8<<20/3) + `{}`
+	for _, body := range []string{`{"ops":[` + ops + `]}`, ` { "OPS" : [ ` + strings.ReplaceAll(ops[:3<<20], ",", " , ") + `{} ] }`, `{"\u006fps":[` + ops + `]}`} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := DecodeBatch([]byte(body), 500)
+		runtime.ReadMemStats(&after)
+		if e := classify(err); e == nil || e.Code != CodeTooLarge {
+			t.Fatalf("batch of millions of operations: %v, want TooLarge", err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(2*len(body)) {
+			t.Fatalf("refusing a %d-byte batch allocated %d bytes", len(body), alloc)
+		}
+	}
+	ok := `{"kind":"log","op":"read","key":{}}`
+	exactly := `{"ops":[` + strings.TrimSuffix(strings.Repeat(ok+",", 500), ",") + `]}`
+	if reqs, err := DecodeBatch([]byte(exactly), 500); err != nil || len(reqs) != 500 {
+		t.Fatalf("batch of exactly 500: %d %v", len(reqs), err)
+	}
+	for _, body := range []string{`{"ops":[` + ok + `,` + ok + `]}`, `{"ops":[[1,[2]],"x]"]}`, `{"ops":7}`, `{"x":[1,2,3]}`} {
+		if _, err := DecodeBatch([]byte(body), 2); err != nil && classify(err).Code == CodeTooLarge {
+			t.Fatalf("%s refused as too large: %v", body, err)
 		}
 	}
 }

@@ -31,6 +31,9 @@ func skipString(b []byte, i int) (int, bool) {
 	return len(b), false
 }
 
+// SkipJSONSpace returns the index of the first byte at or after i that is not JSON space.
+func SkipJSONSpace(b []byte, i int) int { return skipSpaceAt(b, i) }
+
 // SkipJSONValue returns the index after the JSON value starting at b[i] and
 // whether the value is complete (every string and container it opens is closed
 // within b). It never returns an index past len(b), whatever b holds. Callers
