@@ -256,6 +256,14 @@ func TestParseTenantPath(t *testing.T) {
 		"/v1/namespaces/a/persistences/b/c/ops":  false,
 		"/v2/namespaces/a/persistences/b/ops":    false,
 		"/v1/namespaces/a/persistences/b/delete": false,
+		// names no namespace or BacktestPersistence can have
+		"/v1/namespaces/A/persistences/b/ops":                                false,
+		"/v1/namespaces/a.b/persistences/b/ops":                              false,
+		"/v1/namespaces/" + strings.Repeat("a", 64) + "/persistences/b/ops":  false,
+		"/v1/namespaces/a/persistences/b.c-d/ops":                            true,
+		"/v1/namespaces/a/persistences/B/ops":                                false,
+		"/v1/namespaces/a/persistences/" + strings.Repeat("b", 254) + "/ops": false,
+		"/v1/namespaces/a/persistences/b%00/ops":                             false,
 	} {
 		if _, _, _, ok := parseTenantPath(p); ok != want {
 			t.Errorf("parseTenantPath(%q) = %v, want %v", p, ok, want)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/valyala/fasthttp"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/backtestpersistence/operator/internal/persist"
 	"github.com/backtestpersistence/operator/internal/tenant"
@@ -389,6 +390,11 @@ func parseTenantPath(p string) (namespace, name, action string, ok bool) {
 	}
 	name, action, found = strings.Cut(rest, "/")
 	if !found || name == "" || (action != "ops" && action != "batch") {
+		return "", "", "", false
+	}
+	// Only names a tenant can have: no authorization review, held decision or
+	// metric is spent on a path no object could be at (up to the body limit long).
+	if len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
 		return "", "", "", false
 	}
 	return namespace, name, action, true
