@@ -210,6 +210,25 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 	if calls.Load() != n {
 		t.Fatalf("decisions not cached: %d more reviews", calls.Load()-n)
 	}
+
+	// A caller collecting denials, one per tenant path, with a cache of 8: the
+	// workers' allowed decisions stay held.
+	z = NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour, CacheSize: 8})
+	check(reader, "mine", VerbRead, true)
+	check(writer, "mine", VerbWrite, true)
+	for i := 0; i < 100; i++ {
+		check(reader, fmt.Sprintf("other%d", i), VerbRead, false)
+	}
+	n = calls.Load()
+	check(reader, "mine", VerbRead, true)
+	check(writer, "mine", VerbWrite, true)
+	if calls.Load() != n {
+		t.Fatalf("allowed decisions evicted by denials: %d more reviews", calls.Load()-n)
+	}
+	check(reader, "other99", VerbRead, false)
+	if calls.Load() != n {
+		t.Fatal("a denial just held was reviewed again")
+	}
 }
 
 // countingAuthz allows everything and counts the decisions asked for.

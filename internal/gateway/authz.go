@@ -40,7 +40,10 @@ type SubjectAccessReviewAuthorizer struct {
 	ttl         time.Duration
 	negativeTTL time.Duration
 	timeout     time.Duration
-	cache       *decisionCache[accessDecision]
+	// cache holds allowed decisions, denied the others: a caller collecting denials
+	// (one per tenant path it tries) evicts only denials, never the workers'
+	// allowed decisions, nor does it make their inserts scan a full cache.
+	cache, denied *decisionCache[accessDecision]
 }
 
 type accessDecision struct {
@@ -56,7 +59,7 @@ func NewSubjectAccessReviewAuthorizer(client authzclient.SubjectAccessReviewInte
 	o = o.withDefaults()
 	return &SubjectAccessReviewAuthorizer{
 		client: client, ttl: o.TTL, negativeTTL: o.NegativeTTL, timeout: o.Timeout,
-		cache: newDecisionCache[accessDecision](o.CacheSize),
+		cache: newDecisionCache[accessDecision](o.CacheSize), denied: newDecisionCache[accessDecision](o.CacheSize),
 	}
 }
 
@@ -68,8 +71,17 @@ func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id *Ident
 	if d, ok := a.cache.lookupBytes(k); ok {
 		return d.allowed, d.reason, nil
 	}
-	d, err := a.cache.get(string(k), func() (accessDecision, time.Duration, error) {
-		return a.review(ctx, id, namespace, name, verb)
+	if d, ok := a.denied.lookupBytes(k); ok {
+		return d.allowed, d.reason, nil
+	}
+	key := string(k)
+	d, err := a.cache.get(key, func() (accessDecision, time.Duration, error) {
+		d, ttl, err := a.review(ctx, id, namespace, name, verb)
+		if err == nil && !d.allowed && ttl > 0 {
+			a.denied.put(key, d, a.denied.now().Add(ttl))
+			ttl = 0 // not among the allowed ones
+		}
+		return d, ttl, err
 	})
 	if err != nil {
 		return false, "", err
