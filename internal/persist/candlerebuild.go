@@ -83,16 +83,18 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	// loaded counts the candles added so far: the set must hold at least as many
-	// (writers only add), or Redis dropped it meanwhile (luaAllHeld).
+	// (writers only add), or Redis dropped it meanwhile (luaAllHeld). The load
+	// script's arguments are that count, then the batch's pairs: batch[0] holds it.
 	var loaded int64
-	pairs := make([]any, 0, 1+2*seriesLoadBatch)
+	batch := make([]any, 1, 1+2*seriesLoadBatch)
 	flush := func() (bool, error) {
-		if len(pairs) == 0 {
+		if len(batch) == 1 {
 			return true, nil
 		}
-		loaded += int64(len(pairs) / 2)
-		_, ok, err := s.cache.builderStep(ctx, seriesLoadScript, parts, build, append([]any{loaded}, pairs...)...)
-		pairs = pairs[:0]
+		loaded += int64(len(batch) / 2)
+		batch[0] = loaded
+		_, ok, err := s.cache.builderStep(ctx, seriesLoadScript, parts, build, batch...)
+		batch = batch[:1]
 		if ok && err == nil && s.afterSeriesLoad != nil {
 			s.afterSeriesLoad()
 		}
@@ -110,8 +112,8 @@ func (s *Store) rebuild(ctx context.Context, parts []any, step int64) error {
 		if !ok || ts%step != 0 {
 			continue // corrupt or unaligned: never part of a window the cache answers
 		}
-		pairs = append(pairs, ts, member)
-		if len(pairs) >= 2*seriesLoadBatch {
+		batch = append(batch, ts, member)
+		if len(batch)-1 >= 2*seriesLoadBatch {
 			if ok, err := flush(); err != nil || !ok {
 				return err
 			}
