@@ -186,7 +186,7 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 		out.Status.Allowed = ra.Name == "mine" && (ra.Verb == "get" || sar.Spec.Groups[0] == "writers")
 		return true, out, nil
 	})
-	z := NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour})
+	z := NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour}})
 	ctx := context.Background()
 	reader := &Identity{User: "w", Groups: []string{"readers"}, Extra: map[string][]string{"k": {"v"}}}
 	writer := &Identity{User: "w", Groups: []string{"writers"}, Extra: map[string][]string{"k": {"v"}}}
@@ -213,7 +213,7 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 
 	// A caller collecting denials, one per tenant path, with a cache of 8: the
 	// workers' allowed decisions stay held.
-	z = NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour, CacheSize: 8})
+	z = NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour, CacheSize: 8}, CallerReviewBurst: 1000})
 	check(reader, "mine", VerbRead, true)
 	check(writer, "mine", VerbWrite, true)
 	for i := 0; i < 100; i++ {
@@ -228,6 +228,85 @@ func TestSubjectAccessReviewAuthorizer(t *testing.T) {
 	check(reader, "other99", VerbRead, false)
 	if calls.Load() != n {
 		t.Fatal("a denial just held was reviewed again")
+	}
+}
+
+// SubjectAccessReviews are bounded per caller: a caller naming tenant paths it has
+// no decision for spends its own budget (then 503), and another caller's first
+// reviews, and the flooding caller's held decisions, still answer.
+func TestAccessReviewsAreBoundedPerCaller(t *testing.T) {
+	cs := fake.NewClientset()
+	var calls atomic.Int32
+	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		calls.Add(1)
+		out := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview).DeepCopy()
+		out.Status.Allowed = out.Spec.ResourceAttributes.Name == "mine"
+		return true, out, nil
+	})
+	m := NewMetrics(nil)
+	z := NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{
+		ReviewOptions: ReviewOptions{TTL: time.Hour, NegativeTTL: time.Hour}, CallerReviewsPerSecond: 0.001, CallerReviewBurst: 5,
+		Metrics: m,
+	})
+	ctx := context.Background()
+	prober := &Identity{User: "system:serviceaccount:a:prober"}
+	worker := &Identity{User: "system:serviceaccount:b:worker"}
+	if ok, _, err := z.Authorize(ctx, prober, "a", "mine", VerbRead); err != nil || !ok {
+		t.Fatalf("prober's own tenant: %v %v", ok, err)
+	}
+	throttled := 0
+	for i := range 100 {
+		ok, _, err := z.Authorize(ctx, prober, "b", fmt.Sprint("guess-", i), VerbRead)
+		switch {
+		case errors.Is(err, ErrAccessReviewThrottled):
+			throttled++
+		case err != nil || ok:
+			t.Fatalf("path %d: %v %v", i, ok, err)
+		}
+	}
+	if calls.Load() != 5 || throttled != 96 {
+		t.Fatalf("%d reviews, %d throttled; want 5 (the burst) and 96", calls.Load(), throttled)
+	}
+	if ok, _, err := z.Authorize(ctx, prober, "a", "mine", VerbRead); err != nil || !ok {
+		t.Fatalf("prober's held decision while its budget is spent: %v %v", ok, err)
+	}
+	for _, verb := range []string{VerbRead, VerbWrite, VerbScan} {
+		if ok, _, err := z.Authorize(ctx, worker, "b", "mine", verb); err != nil || !ok {
+			t.Fatalf("worker's first review of %s while the prober's budget is spent: %v %v", verb, ok, err)
+		}
+	}
+	if calls.Load() != 8 {
+		t.Fatalf("%d reviews, want the worker's 3 as 6th to 8th", calls.Load())
+	}
+	for result, want := range map[string]float64{accessAllowed: 4, accessDenied: 4, accessThrottled: 96} {
+		if got := counterValue(t, m.accessReviews.WithLabelValues(result)); got != want {
+			t.Errorf("reviews counted %s: %v, want %v", result, got, want)
+		}
+	}
+}
+
+// Buckets are bounded: a full table drops the idle (full) buckets first, so a busy
+// caller keeps its spent budget while new callers come and go.
+func TestCallerBudgetsShedIdleBuckets(t *testing.T) {
+	b := newCallerBudgets(0.001, 2, 4)
+	b.allow("busy")
+	b.allow("busy")
+	if b.allow("busy") {
+		t.Fatal("busy caller over its burst allowed")
+	}
+	for i := range 50 {
+		if !b.allow(fmt.Sprint("new-", i)) {
+			t.Fatalf("new caller %d refused", i)
+		}
+		if len(b.buckets) > 4 {
+			t.Fatalf("%d buckets held, bound 4", len(b.buckets))
+		}
+	}
+	if _, ok := b.buckets["busy"]; !ok {
+		t.Fatal("the busy caller's spent bucket was dropped before idle ones")
+	}
+	if b.allow("busy") {
+		t.Fatal("busy caller's budget came back by eviction")
 	}
 }
 

@@ -97,7 +97,7 @@ type TokenReviewAuthenticator struct {
 	flight      singleflight.Group
 	limiter     *rate.Limiter
 	renewals    *rate.Limiter
-	inFlight    chan struct{}
+	inFlight    reviewSlots
 	metrics     *Metrics
 }
 
@@ -143,7 +143,7 @@ func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o Toke
 		rejected: newDecisionCache[struct{}](o.RejectedCacheSize),
 		limiter:  rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
 		renewals: rate.NewLimiter(rate.Limit(o.ReviewsPerSecond), o.ReviewBurst),
-		inFlight: make(chan struct{}, o.MaxReviewsInFlight),
+		inFlight: make(reviewSlots, o.MaxReviewsInFlight),
 		metrics:  o.Metrics,
 	}
 }
@@ -227,18 +227,12 @@ func (a *TokenReviewAuthenticator) reviewBounded(ctx context.Context, key, token
 		a.count(reviewThrottled)
 		return nil, ErrReviewThrottled
 	}
-	wait := time.NewTimer(a.timeout)
-	defer wait.Stop()
-	select {
-	case a.inFlight <- struct{}{}:
-		defer func() { <-a.inFlight }()
-	case <-wait.C:
-		a.count(reviewThrottled)
-		return nil, ErrReviewThrottled
-	case <-ctx.Done():
+	leave, ok := a.inFlight.enter(ctx, a.timeout)
+	if !ok {
 		a.count(reviewThrottled)
 		return nil, ErrReviewThrottled
 	}
+	defer leave()
 	id, ttl, err := a.review(ctx, token)
 	switch {
 	case err != nil:

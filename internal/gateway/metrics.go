@@ -25,6 +25,7 @@ type Metrics struct {
 	authDecisions   *prometheus.CounterVec
 	panics          prometheus.Counter
 	tokenReviews    *prometheus.CounterVec
+	accessReviews   *prometheus.CounterVec
 
 	// Pre-resolved children for the hot path, indexed by kind and op position.
 	opObs [][]opChildren
@@ -91,10 +92,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backtestpersistence_gateway_token_reviews_total",
 			Help: "TokenReview calls the gateway made or refused to make, by result (accepted, rejected, error, throttled).",
 		}, []string{"result"}),
+		accessReviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backtestpersistence_gateway_access_reviews_total",
+			Help: "SubjectAccessReview calls the gateway made or refused to make, by result (allowed, denied, error, throttled).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.requestDuration, m.opDuration, m.opErrors, m.cacheHits, m.authDecisions,
-			m.panics, m.tokenReviews)
+			m.panics, m.tokenReviews, m.accessReviews)
 	}
 	m.opObs = make([][]opChildren, len(persist.Kinds)+1)
 	for ki := range m.opObs {

@@ -111,8 +111,7 @@ func (h *Handler) mayHoldBody(ctx context.Context, hdr *fasthttp.RequestHeader, 
 	for _, verb := range []string{VerbWrite, VerbRead} {
 		allowed, _, err := h.o.Authorizer.Authorize(ctx, id, namespace, name, verb)
 		if err != nil {
-			h.o.Log.Error(err, "authorization failed")
-			return apiErrorf(CodeUnavailable, "authorization is unavailable, retry")
+			return h.authorizationFailed(err)
 		}
 		if allowed {
 			return nil

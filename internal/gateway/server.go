@@ -365,14 +365,23 @@ func (h *Handler) authorize(ctx context.Context, id *Identity, namespace, name s
 		}
 		allowed, _, err := h.o.Authorizer.Authorize(ctx, id, namespace, name, v.verb)
 		if err != nil {
-			h.o.Log.Error(err, "authorization failed")
-			return apiErrorf(CodeUnavailable, "authorization is unavailable, retry")
+			return h.authorizationFailed(err)
 		}
 		if !allowed {
 			return apiErrorf(CodeForbidden, "%q may not %s data of backtestpersistences %s/%s", id.User, v.verb, namespace, name)
 		}
 	}
 	return nil
+}
+
+// authorizationFailed is the 503 of a decision that could not be made. A caller
+// over its budget of reviews is not logged: a caller trying paths would fill the log.
+func (h *Handler) authorizationFailed(err error) error {
+	if errors.Is(err, ErrAccessReviewThrottled) {
+		return apiErrorf(CodeUnavailable, "too many new access decisions for this caller right now, retry")
+	}
+	h.o.Log.Error(err, "authorization failed")
+	return apiErrorf(CodeUnavailable, "authorization is unavailable, retry")
 }
 
 // parseTenantPath splits /v1/namespaces/{ns}/persistences/{name}/{ops|batch}.

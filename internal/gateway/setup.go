@@ -91,7 +91,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*Gateway, error) {
 			ReviewsPerSecond: cfg.TokenReviewsPerSecond, ReviewBurst: int(2 * cfg.TokenReviewsPerSecond), Metrics: metrics,
 		}),
 		Authorizer: NewSubjectAccessReviewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews(), SubjectAccessReviewOptions{
-			TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL,
+			ReviewOptions: ReviewOptions{TTL: cfg.AuthCacheTTL, NegativeTTL: negTTL}, Metrics: metrics,
 		}),
 		Metrics: metrics,
 		Limits:  cfg.Limits,
