@@ -38,9 +38,10 @@ type listItem struct {
 	enc  *encodedPayload // set by encodeItems
 }
 
-// parseListItems checks a list value: an array of objects, each with a string "id".
-// A repeated id keeps its last occurrence, as sequential writes of the items would.
-func (s *Store) parseListItems(value []byte) ([]listItem, error) {
+// parseListItems checks a list value: an array of at most limit objects, each with
+// a string "id". A repeated id keeps its last occurrence, as sequential writes of
+// the items would.
+func (s *Store) parseListItems(value []byte, limit int) ([]listItem, error) {
 	if value[0] != '[' {
 		return nil, invalidf("value must be a JSON array of objects with an \"id\"")
 	}
@@ -48,6 +49,9 @@ func (s *Store) parseListItems(value []byte) ([]listItem, error) {
 		return nil, invalidf("value is not valid JSON")
 	}
 	raws := splitArray(value)
+	if len(raws) > limit {
+		return nil, tooLargef("a list write holds %d items, the limit is %d", len(raws), limit)
+	}
 	items := make([]listItem, 0, len(raws))
 	pos := make(map[string]int, len(raws))
 	for i, raw := range raws {

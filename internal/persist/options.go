@@ -16,6 +16,10 @@ const (
 	DefaultMaxPayloadBytes = 4 << 20
 	DefaultMaxKeyBytes     = 512
 	DefaultMaxListItems    = 100_000
+	// DefaultMaxListWriteItems is the most items a whole-list write may hold: 10x the
+	// consumer's largest cap (1,000 log lines) and twice the 5,000 notifications
+	// @backtest-kit/cli keeps.
+	DefaultMaxListWriteItems = 10_000
 )
 
 // Options configure a Store. Only Database is required.
@@ -50,6 +54,11 @@ type Options struct {
 	// MaxListItems limits what a Measure, Interval or Memory list returns; more is an
 	// error, never a silent cut. 0 means DefaultMaxListItems.
 	MaxListItems int
+	// MaxListWriteItems limits the items of one whole-list write (Storage,
+	// Notification, Log), and is raised to twice a kind's window where that is more;
+	// 0 means DefaultMaxListWriteItems. A write of more is refused (too large) before
+	// anything is written: each new item is one upsert under the list's lock.
+	MaxListWriteItems int
 	// ListWindows sets, per list kind (Storage, Notification, Log), how many items a
 	// read returns: the items of highest sort field (KindSpec.Head). Missing kinds use
 	// the consumer's cap (50, 500, 1000), which is also the lowest accepted value.
@@ -97,6 +106,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxKeyBytes <= 0 {
 		o.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if o.MaxListWriteItems <= 0 {
+		o.MaxListWriteItems = DefaultMaxListWriteItems
 	}
 	if o.MaxListItems <= 0 {
 		o.MaxListItems = DefaultMaxListItems

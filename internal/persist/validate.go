@@ -101,7 +101,7 @@ func (s *Store) validate(req *Request) (*call, error) {
 	case ShapeRecord:
 		return c, s.validateRecordValue(c, value)
 	case ShapeList:
-		items, err := s.parseListItems(value)
+		items, err := s.parseListItems(value, max(s.opts.MaxListWriteItems, 2*s.Window(spec.Kind)))
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -63,8 +64,44 @@ var badRequests = []struct {
 		Value: json.RawMessage(`[{"timestamp":9223372036854720000,"open":1,"high":1,"low":1,"close":1,"volume":1}]`)}, ErrInvalid},
 	{"candle fractional timestamp", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
 		Value: json.RawMessage(`[{"timestamp":1.5,"open":1,"high":1,"low":1,"close":1,"volume":1}]`)}, ErrInvalid},
+	{"list write over the item limit", Request{Kind: KindNotification, Op: OpWrite, Key: keyOf("backtest", true), Value: listOf(DefaultMaxListWriteItems + 1)}, ErrTooLarge},
 	{"candle string price", Request{Kind: KindCandle, Op: OpWrite, Key: keyOf("exchangeName", "e", "symbol", "s", "interval", "1m"),
 		Value: json.RawMessage(`[{"timestamp":0,"open":"1","high":1,"low":1,"close":1,"volume":1}]`)}, ErrInvalid},
+}
+
+// listOf is a list value of n small items.
+func listOf(n int) json.RawMessage {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"i%d"}`, i)
+	}
+	b.WriteByte(']')
+	return json.RawMessage(b.String())
+}
+
+// A whole-list write is bounded in items (each new one is an upsert under the
+// list's lock), and the bound follows a raised window.
+func TestListWriteItemBound(t *testing.T) {
+	key := keyOf("backtest", true)
+	s := offlineStore(t, nil)
+	if _, err := s.validate(&Request{Kind: KindNotification, Op: OpWrite, Key: key, Value: listOf(DefaultMaxListWriteItems)}); err != nil {
+		t.Fatalf("a write of exactly the limit: %v", err)
+	}
+	s = offlineStore(t, func(o *Options) { o.ListWindows = map[Kind]int{KindNotification: 8000} })
+	if _, err := s.validate(&Request{Kind: KindNotification, Op: OpWrite, Key: key, Value: listOf(16000)}); err != nil {
+		t.Fatalf("twice a raised window: %v", err)
+	}
+	_, err := s.validate(&Request{Kind: KindNotification, Op: OpWrite, Key: key, Value: listOf(16001)})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "16001 items, the limit is 16000") {
+		t.Fatalf("over twice a raised window: %v", err)
+	}
+	if _, err := s.validate(&Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: listOf(DefaultMaxListWriteItems + 1)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("another kind keeps the default: %v", err)
+	}
 }
 
 // offlineStore is a store whose client points nowhere: validation must not need it.
