@@ -119,6 +119,33 @@ func TestBatchPanicReachesTheCaller(t *testing.T) {
 	}
 }
 
+// A commit that panics after its caller gave up (it runs on to settle the write)
+// neither ends the process nor keeps the key's lock: the caller had its 503, and
+// the next write of the key is applied.
+func TestCommitPanicAfterTheCallerLeft(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	left := make(chan struct{})
+	panicked := make(chan struct{})
+	f.store.beforeHeadPut = func() {
+		<-left
+		defer close(panicked)
+		panic("boom after the caller left")
+	}
+	key := keyOf("backtest", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := f.store.Do(ctx, Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})})
+	cancel()
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write whose caller left: %v, want ErrUnavailable", err)
+	}
+	close(left)
+	<-panicked
+	f.store.beforeHeadPut = nil
+	want := mustJSON([]any{fxStorageRow("r1", 2, "closed")})
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: want})
+	assertJSON(t, "after the panic", f.do(Request{Kind: KindStorage, Op: OpRead, Key: key}).Value, string(want))
+}
+
 // A batch that lists a bucket sees the writes of the bucket's keys before it in
 // the batch: such a batch runs in order.
 func TestBatchWithAListRunsInOrder(t *testing.T) {

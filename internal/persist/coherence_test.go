@@ -331,7 +331,7 @@ func TestMarkerOfADeadWriter(t *testing.T) {
 	assertJSON(t, "cached", f.do(read).Value, stateValue(1))
 
 	rkey := f.store.keys.record(KindState, []any{"coh", "dead"})
-	if _, err := f.store.cache.mark(ctx, rkey); err != nil {
+	if _, _, err := f.store.cache.mark(ctx, rkey); err != nil {
 		t.Fatal(err)
 	}
 	direct := newFixture(t, storeConfig{cache: false, dbName: f.db.Name()})

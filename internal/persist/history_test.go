@@ -63,11 +63,16 @@ func redisAt(addr string) redis.UniversalOptions {
 
 // openSides opens two stores on one database and prefix, side i on redisURLs[i].
 func openSides(t *testing.T, mongoURI string, redisOpts [2]redis.UniversalOptions) *historySides {
+	return openSidesOn(t, [2]string{mongoURI, mongoURI}, redisOpts)
+}
+
+// openSidesOn is openSides with side i on mongoURIs[i] (one database behind both).
+func openSidesOn(t *testing.T, mongoURIs [2]string, redisOpts [2]redis.UniversalOptions) *historySides {
 	t.Helper()
 	h := &historySides{db: randomName("h_")}
 	prefix := randomName("btp:") + ":"
 	for i := range h.stores {
-		mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetMaxPoolSize(20).
+		mc, err := mongo.Connect(options.Client().ApplyURI(mongoURIs[i]).SetMaxPoolSize(20).
 			SetServerSelectionTimeout(2 * time.Second).SetRetryWrites(false))
 		if err != nil {
 			t.Fatal(err)
@@ -231,6 +236,39 @@ func historySchedules() []historySchedule {
 			h := openSides(t, m.URI(), [2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())})
 			return h, func(ctx context.Context) error {
 				return steps(ctx, pause(ctx, time.Second), m.Stop, pause(ctx, 2*time.Second), m.Start, pause(ctx, 1500*time.Millisecond))
+			}
+		}},
+		// Commands sent while FerretDB is stopped wait in its sockets and run when it
+		// resumes, after their writes have failed on the client's timeout: a late write
+		// must not overwrite a later acknowledged one.
+		{"ferretdb paused (SIGSTOP 4s)", func(t *testing.T) (*historySides, func(context.Context) error) {
+			m := ownMongo(t, "this schedule")
+			r := ownRedis(t)
+			h := openSides(t, m.URI(), [2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())})
+			pid := m.PID()
+			sig := func(s syscall.Signal) func() error { return func() error { return syscall.Kill(pid, s) } }
+			t.Cleanup(func() { _ = sig(syscall.SIGCONT)() })
+			return h, func(ctx context.Context) error {
+				return steps(ctx, pause(ctx, time.Second), sig(syscall.SIGSTOP), pause(ctx, 4*time.Second), sig(syscall.SIGCONT),
+					pause(ctx, time.Second), sig(syscall.SIGSTOP), pause(ctx, 3500*time.Millisecond), sig(syscall.SIGCONT), pause(ctx, 1500*time.Millisecond))
+			}
+		}},
+		// One side's path to FerretDB holds its bytes for 4s, then delivers them: that
+		// side's writes fail on their timeout and are applied later.
+		{"one side's ferretdb stalled 4s", func(t *testing.T) (*historySides, func(context.Context) error) {
+			m, _ := servers(t)
+			r := ownRedis(t)
+			p, err := testenv.StartProxy(m.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			h := openSidesOn(t, [2]string{m.URI(), strings.Replace(m.URI(), m.Addr(), p.Addr(), 1)},
+				[2]redis.UniversalOptions{redisAt(r.Addr()), redisAt(r.Addr())})
+			return h, func(ctx context.Context) error {
+				return steps(ctx, pause(ctx, time.Second), func() error { p.Stall(); return nil }, pause(ctx, 4*time.Second),
+					func() error { p.Pass(); return nil }, pause(ctx, time.Second), func() error { p.Stall(); return nil },
+					pause(ctx, 3500*time.Millisecond), func() error { p.Pass(); return nil }, pause(ctx, 1500*time.Millisecond))
 			}
 		}},
 		{"sentinel failover to a lagging replica", func(t *testing.T) (*historySides, func(context.Context) error) {

@@ -89,7 +89,6 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
-	defer release()
 	ids := make([]string, len(c.items))
 	for i, it := range c.items {
 		ids[i] = it.id
@@ -108,6 +107,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	stored := st.hashes
 	if !st.known {
 		if stored, err = s.knownHashes(ctx, c, ids); err != nil {
+			release()
 			return err
 		}
 	}
@@ -118,8 +118,12 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 			todo = append(todo, it)
 		}
 	}
+	// The commit outlives a caller that gives up, holding the list's lock (and its
+	// token), as record writes do (versioned.go): the process's next write of the
+	// list never runs beside items still being written.
+	commit := func(cctx context.Context) (bson.Raw, error) { return nil, s.commitList(cctx, c, todo) }
 	if s.cache == nil || (st.known && len(todo) == 0) {
-		return s.commitList(ctx, c, todo)
+		return s.settledCommit(ctx, release, commit, func(_ context.Context, _ bson.Raw, err error) error { return err })
 	}
 	token, gen := "", st.gen
 	if len(todo) > 0 {
@@ -129,40 +133,44 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 		}
 		token = newToken()
 		if gen, err = s.cache.listMark(ctx, hkey, token, changed); err != nil {
+			release()
 			s.cache.failed(ctx, err)
 			return fmt.Errorf("%w: %s write: not written: %v", ErrCacheUnavailable, c.spec.Kind, err)
 		}
 	}
-	if err := s.commitList(ctx, c, todo); err != nil {
-		// The changed items' fields are gone, so nothing is skipped wrongly; withdraw
-		// the token (best effort) so that other writes may store hashes again.
-		if token != "" {
-			_ = s.cache.listStore(context.WithoutCancel(ctx), hkey, token, "-", "", false, nil)
+	return s.settledCommit(ctx, release, commit, func(ctx context.Context, _ bson.Raw, err error) error {
+		if err != nil {
+			// The changed items' fields are gone, so nothing is skipped wrongly; withdraw
+			// the token (best effort) so that other writes may store hashes again.
+			if token != "" {
+				_ = s.cache.listStore(context.WithoutCancel(ctx), hkey, token, "-", "", false, nil)
+			}
+			return err
 		}
-		return err
-	}
-	if st.epoch == "" || !s.cache.usable() {
-		if token == "" {
-			return nil
+		gen := gen
+		if st.epoch == "" || !s.cache.usable() {
+			if token == "" {
+				return nil
+			}
+			gen = "-" // remove the token, store nothing
 		}
-		gen = "-" // remove the token, store nothing
-	}
-	// Record what is stored now: the new hashes of written items, and for insert-only
-	// kinds the stored hashes of the items that were already there.
-	now := make(map[string]string, len(c.items))
-	if gen != "-" {
-		for _, it := range c.items {
-			if h, ok := stored[it.id]; ok && c.spec.InsertOnly {
-				now[it.id] = h
-			} else {
-				now[it.id] = it.hash
+		// Record what is stored now: the new hashes of written items, and for insert-only
+		// kinds the stored hashes of the items that were already there.
+		now := make(map[string]string, len(c.items))
+		if gen != "-" {
+			for _, it := range c.items {
+				if h, ok := stored[it.id]; ok && c.spec.InsertOnly {
+					now[it.id] = h
+				} else {
+					now[it.id] = it.hash
+				}
 			}
 		}
-	}
-	if err := s.cache.listStore(context.WithoutCancel(ctx), hkey, token, gen, st.epoch, !st.known, now); err != nil {
-		s.cache.failed(ctx, err) // acknowledged: the changed items' fields are absent
-	}
-	return nil
+		if err := s.cache.listStore(context.WithoutCancel(ctx), hkey, token, gen, st.epoch, !st.known, now); err != nil {
+			s.cache.failed(ctx, err) // acknowledged: the changed items' fields are absent
+		}
+		return nil
+	})
 }
 
 // storedHashes asks MongoDB for the content hashes of the given ids.

@@ -81,17 +81,19 @@ local function entry_of(s)
 end
 `
 
-// markScript adds a write's token. KEYS: epoch, record. ARGV: token, marker ttl ms,
-// new epoch (used if the epoch is missing), key ttl ms.
+// markScript adds a write's token and returns the version of the newest entry the
+// key holds (-1: none), the write's hint (versioned.go). KEYS: epoch, record. ARGV:
+// token, marker ttl ms, new epoch (used if the epoch is missing), key ttl ms.
 var markScript = redis.NewScript(luaCommon + `
 local now = now_ms()
 if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[3]) end
 local toks, inner = parse(redis.call('GET', KEYS[2]))
+local hint = entry_of(inner) or -1
 local live, expired = prune(toks, now, ARGV[1])
 if expired then inner = '#' end
 live[#live + 1] = {ARGV[1], now + tonumber(ARGV[2])}
 redis.call('SET', KEYS[2], '!' .. join(live) .. '!' .. inner, 'PX', ARGV[4])
-return 1
+return hint
 `)
 
 // updateScript ends a write. KEYS: epoch, record. ARGV: token, mode ("u" store the
@@ -173,20 +175,26 @@ func (c *cache) keyTTL() int64 {
 	return max(c.ttl, 2*markerTTL).Milliseconds()
 }
 
-// mark registers a write before its commit and returns its token. A marker the
+// mark registers a write before its commit and returns its token and the version
+// of the entry it found (versionUnknown: none). A marker the
 // replicas did not acknowledge is withdrawn (best effort) before the error returns.
-func (c *cache) mark(ctx context.Context, key string) (string, error) {
+func (c *cache) mark(ctx context.Context, key string) (token string, hint int64, err error) {
 	mctx, cancel := c.opCtx(ctx)
 	defer cancel()
-	token := newToken()
-	if _, err := c.eval(mctx, markScript, []string{c.keys.epoch(), key},
-		token, markerTTL.Milliseconds(), c.newEpoch(), c.keyTTL()); err != nil {
+	token = newToken()
+	v, err := c.eval(mctx, markScript, []string{c.keys.epoch(), key},
+		token, markerTTL.Milliseconds(), c.newEpoch(), c.keyTTL())
+	if err != nil {
 		if errors.Is(err, errFewReplicas) {
 			c.abort(ctx, key, token)
 		}
-		return "", fmt.Errorf("redis mark: %w", err)
+		return "", 0, fmt.Errorf("redis mark: %w", err)
 	}
-	return token, nil
+	hint, ok := v.(int64)
+	if !ok {
+		hint = versionUnknown
+	}
+	return token, hint, nil
 }
 
 // update ends a committed write: its token goes, its entry is stored if newer.

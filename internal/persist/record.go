@@ -80,7 +80,7 @@ func (s *Store) upsertVersion(ctx context.Context, coll *mongo.Collection, filte
 	var raw bson.Raw
 	err := retryUpsert(ctx, &s.upsertRetries, func() error {
 		var err error
-		raw, err = s.findAndModify(ctx, coll, filter, update, true, bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}})
+		raw, err = s.findAndModify(ctx, coll, filter, update, true, versionProjection)
 		return err
 	})
 	if err != nil {
@@ -88,6 +88,9 @@ func (s *Store) upsertVersion(ctx context.Context, coll *mongo.Collection, filte
 	}
 	return docInt(bsoncore.Document(raw), fieldVersion), nil
 }
+
+// versionProjection is the projection of a write's answer that wants the version only.
+var versionProjection = bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}}
 
 func recordProjection(spec *KindSpec) bson.D {
 	return bson.D{{Key: "_id", Value: 0}, {Key: spec.PayloadField, Value: 1}, {Key: fieldRemoved, Value: 1},
@@ -154,11 +157,10 @@ func upsertUpdate(set bson.D, now time.Time, encoding int) bson.D {
 // cache's mark and update (pending.go).
 func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	key := s.keys.record(c.spec.Kind, c.parts)
-	release, token, err := s.beginKeyWrite(ctx, c, key)
+	release, token, hint, err := s.beginKeyWrite(ctx, c, key)
 	if err != nil {
 		return err
 	}
-	defer release()
 	now := time.Now().UTC()
 	p := c.payload
 	set := bson.D{{Key: c.spec.PayloadField, Value: bson.RawValue{Type: bson.Type(p.Value.Type), Value: p.Value.Data}},
@@ -175,44 +177,58 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	}
 	update := upsertUpdate(set, now, p.Encoding)
 	coll := s.opts.Database.Collection(c.spec.Collection)
-	version, err := s.upsertVersion(ctx, coll, c.mongoFilter(), update)
-	if err != nil {
-		s.abortKeyWrite(ctx, key, token)
-		return wrapMongo(c, "upsert", err)
+	commit := func(cctx context.Context) (bson.Raw, error) {
+		return s.versionedWrite(cctx, ctx, coll, c.mongoFilter(), update, hint, true, versionProjection)
 	}
-	e := entry{version: version, flag: flagPresent,
-		json: appendJSON(nil, p.Value, p.Encoding == encodingEscaped)}
-	if removed {
-		e.flag = flagRemoved
-	}
-	return s.endKeyWrite(ctx, c, key, token, e)
+	return s.settledCommit(ctx, release, commit, func(ctx context.Context, raw bson.Raw, err error) error {
+		if err != nil {
+			s.hints.forget(key)
+			s.abortKeyWrite(ctx, key, token)
+			return wrapMongo(c, "upsert", err)
+		}
+		version := docInt(bsoncore.Document(raw), fieldVersion)
+		s.hints.put(key, version)
+		e := entry{version: version, flag: flagPresent,
+			json: appendJSON(nil, p.Value, p.Encoding == encodingEscaped)}
+		if removed {
+			e.flag = flagRemoved
+		}
+		return s.endKeyWrite(ctx, c, key, token, e)
+	})
 }
 
 // removeRecord soft-deletes (Measure, Interval, Memory): removed=true on the document
 // and inside the payload, as @backtest-kit/mongo does. Absent records stay absent.
 func (s *Store) removeRecord(ctx context.Context, c *call) error {
 	key := s.keys.record(c.spec.Kind, c.parts)
-	release, token, err := s.beginKeyWrite(ctx, c, key)
+	release, token, hint, err := s.beginKeyWrite(ctx, c, key)
 	if err != nil {
 		return err
 	}
-	defer release()
 	update := bson.D{
 		{Key: "$set", Value: bson.D{{Key: fieldRemoved, Value: true},
 			{Key: c.spec.PayloadField + "." + fieldRemoved, Value: true},
 			{Key: fieldUpdateDate, Value: time.Now().UTC()}}},
 		{Key: "$inc", Value: bson.D{{Key: fieldVersion, Value: int64(1)}}},
 	}
-	raw, err := s.findAndModify(ctx, s.opts.Database.Collection(c.spec.Collection), c.mongoFilter(), update, false,
-		recordProjection(c.spec))
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return s.endKeyWrite(ctx, c, key, token, entry{flag: flagAbsent})
+	coll := s.opts.Database.Collection(c.spec.Collection)
+	commit := func(cctx context.Context) (bson.Raw, error) {
+		return s.versionedWrite(cctx, ctx, coll, c.mongoFilter(), update, hint, false, recordProjection(c.spec))
 	}
-	if err != nil {
-		s.abortKeyWrite(ctx, key, token)
-		return wrapMongo(c, "soft delete", err)
-	}
-	return s.endKeyWrite(ctx, c, key, token, entryFromDoc(c.spec, bsoncore.Document(raw)))
+	return s.settledCommit(ctx, release, commit, func(ctx context.Context, raw bson.Raw, err error) error {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			s.hints.forget(key)
+			return s.endKeyWrite(ctx, c, key, token, entry{flag: flagAbsent})
+		}
+		if err != nil {
+			s.hints.forget(key)
+			s.abortKeyWrite(ctx, key, token)
+			return wrapMongo(c, "soft delete", err)
+		}
+		e := entryFromDoc(c.spec, bsoncore.Document(raw))
+		s.hints.put(key, e.version)
+		return s.endKeyWrite(ctx, c, key, token, e)
+	})
 }
 
 // listRecords lists the live (not removed) records of a bucket: Measure and Interval
@@ -313,22 +329,27 @@ func (s *Store) findAndModify(ctx context.Context, coll *mongo.Collection, filte
 // beginKeyWrite serializes writes of one key inside the process and, with the cache
 // on, marks the key pending in Redis before the commit. A mark that fails means the
 // write must not commit: the error wraps ErrUnavailable and the cache is suspect.
-// release ends the serialization; token is "" without the cache.
-func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release func(), token string, err error) {
+// release ends the serialization; token is "" without the cache; hint is the
+// version the write follows as far as the process knows: the cache entry the mark
+// found, else the version its last write of the key set (versionUnknown: neither).
+func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release func(), token string, hint int64, err error) {
 	release, err = s.locks.lock(ctx, string(c.spec.Kind)+"\x00"+key)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	if s.cache == nil {
-		return release, "", nil
+	hint = versionUnknown
+	if s.cache != nil {
+		token, hint, err = s.cache.mark(ctx, key)
+		if err != nil {
+			release()
+			s.cache.failed(ctx, err)
+			return nil, "", 0, fmt.Errorf("%w: %s %s: not written: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
+		}
 	}
-	token, err = s.cache.mark(ctx, key)
-	if err != nil {
-		release()
-		s.cache.failed(ctx, err)
-		return nil, "", fmt.Errorf("%w: %s %s: not written: %v", ErrCacheUnavailable, c.spec.Kind, c.req.Op, err)
+	if hint == versionUnknown {
+		hint = s.hints.get(key)
 	}
-	return release, token, nil
+	return release, token, hint, nil
 }
 
 // endKeyWrite stores a committed write's entry and removes its marker. If that

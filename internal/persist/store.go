@@ -21,11 +21,12 @@ type Store struct {
 	keys   redisKeys
 	cache  *cache // nil when the cache is off
 	locks  keyLocks
+	hints  versionHints
 	heads  headState
 
 	// noFAMProjection is set once the server refused a projection on findAndModify.
 	noFAMProjection atomic.Bool
-	// upsertRetries counts duplicate-key races retried (observable in tests).
+	// upsertRetries counts duplicate-key races and version misses retried (observable in tests).
 	upsertRetries atomic.Int64
 
 	indexed  map[Kind]bool // kinds whose indexes Init has ensured

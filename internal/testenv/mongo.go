@@ -112,6 +112,16 @@ func (m *Mongo) Backend() string {
 // External reports whether the server was given by MONGODB_URI (it cannot be stopped).
 func (m *Mongo) External() bool { return m.external }
 
+// PID is the process id of the running FerretDB (0 when external or stopped).
+func (m *Mongo) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.proc == nil || m.proc.exited() {
+		return 0
+	}
+	return m.proc.cmd.Process.Pid
+}
+
 // Start (re)starts FerretDB on its port, keeping its data.
 func (m *Mongo) Start() error {
 	if m.external {
