@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -119,6 +120,17 @@ func TestBatchPanicReachesTheCaller(t *testing.T) {
 	}
 }
 
+// abandonedWrite sends req with a caller that gives up after 200 ms, and expects
+// the answer "may have been applied".
+func abandonedWrite(t *testing.T, f *fixture, req Request) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := f.store.Do(ctx, req); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write whose caller left: %v, want ErrUnavailable", err)
+	}
+}
+
 // A commit that panics after its caller gave up (it runs on to settle the write)
 // neither ends the process nor keeps the key's lock: the caller had its 503, and
 // the next write of the key is applied.
@@ -132,18 +144,43 @@ func TestCommitPanicAfterTheCallerLeft(t *testing.T) {
 		panic("boom after the caller left")
 	}
 	key := keyOf("backtest", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	_, err := f.store.Do(ctx, Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})})
-	cancel()
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("write whose caller left: %v, want ErrUnavailable", err)
-	}
+	abandonedWrite(t, f, Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})})
 	close(left)
 	<-panicked
 	f.store.beforeHeadPut = nil
 	want := mustJSON([]any{fxStorageRow("r1", 2, "closed")})
 	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: want})
 	assertJSON(t, "after the panic", f.do(Request{Kind: KindStorage, Op: OpRead, Key: key}).Value, string(want))
+}
+
+// Writes settling after their callers left are bounded: with every slot taken, a
+// write is cut short at its caller's deadline (it answers once its commit stopped,
+// not before) and keeps no lock.
+func TestSettlingWritesAreBounded(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: true})
+	for range maxSettling {
+		f.store.settling <- struct{}{}
+	}
+	left := make(chan struct{})
+	var released atomic.Bool
+	f.store.beforeHeadPut = func() { <-left }
+	go func() {
+		time.Sleep(time.Second)
+		released.Store(true)
+		close(left)
+	}()
+	key := keyOf("backtest", true)
+	abandonedWrite(t, f, Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})})
+	if !released.Load() {
+		t.Fatal("the write answered before its commit stopped, with no settling slot free")
+	}
+	f.store.beforeHeadPut = nil
+	for range maxSettling {
+		<-f.store.settling
+	}
+	want := mustJSON([]any{fxStorageRow("r1", 2, "closed")})
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: want})
+	assertJSON(t, "the next write", f.do(Request{Kind: KindStorage, Op: OpRead, Key: key}).Value, string(want))
 }
 
 // A batch that lists a bucket sees the writes of the bucket's keys before it in

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -376,6 +378,7 @@ func TestLateWriteNeverOverwritesALaterOne(t *testing.T) {
 	r := ownRedis(t)
 	for _, cached := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
+			t.Cleanup(func() { _ = syscall.Kill(m.PID(), syscall.SIGCONT) })
 			f := newFixture(t, storeConfig{cache: cached, redis: r, mongoURI: m.URI()})
 			direct := newFixture(t, storeConfig{cache: false, mongoURI: m.URI(), dbName: f.db.Name()})
 			ctx := context.Background()
@@ -399,15 +402,14 @@ func TestLateWriteNeverOverwritesALaterOne(t *testing.T) {
 				lateRows := Request{Kind: KindStorage, Op: OpWrite, Key: storage, Value: row(2 * round)}
 				ackedRows := Request{Kind: KindStorage, Op: OpWrite, Key: storage, Value: row(2*round + 1)}
 				pid := m.PID()
-				if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-					t.Fatal(err)
-				}
+				stopProcess(t, pid)
 				for _, late := range []Request{state, first, lateRows} {
 					lctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 					_, err := f.store.Do(lctx, late)
 					cancel()
 					if err == nil {
-						t.Fatalf("round %d: %s %s acknowledged with FerretDB stopped", round, late.Kind, late.Op)
+						stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+						t.Fatalf("round %d: %s %s acknowledged with FerretDB stopped (pid %d, now %d, stat %s)", round, late.Kind, late.Op, pid, m.PID(), stat)
 					}
 				}
 				done := make(chan error, 3)
@@ -439,4 +441,19 @@ func TestLateWriteNeverOverwritesALaterOne(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stopProcess sends SIGSTOP to pid and waits until the kernel shows it stopped (the
+// signal takes effect after kill returns).
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, fmt.Sprintf("process %d stopped", pid), 5*time.Second, func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// "pid (comm) state ...": the state follows the last ')'
+		i := strings.LastIndexByte(string(stat), ')')
+		return err == nil && i >= 0 && i+2 < len(stat) && stat[i+2] == 'T'
+	})
 }

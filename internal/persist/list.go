@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -229,11 +230,17 @@ type itemWrites struct {
 	stored   []bool
 }
 
+// itemHintKey names a list item among the version hints (versioned.go).
+func (s *Store) itemHintKey(c *call, id string) string {
+	return "\x01" + s.keys.record(c.spec.Kind, c.parts) + "\x00" + id
+}
+
 // itemWriteConcurrency bounds the item upserts of one list write in flight at once.
 const itemWriteConcurrency = 4
 
 // writeListItems writes the new and changed items: unordered insertMany for
-// insert-only kinds, one upsert per item otherwise, each returning the item's new
+// insert-only kinds, one versioned upsert per item otherwise (versioned.go: a late
+// upsert of an item never overwrites a later one), each returning the item's new
 // version, so that the head copies follow the item collection's order of writes
 // even when two replicas write one item at once.
 func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (itemWrites, error) {
@@ -268,11 +275,14 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (i
 				{Key: fieldHash, Value: it.hash}, {Key: fieldUpdateDate, Value: now}}
 			update := upsertUpdate(set, now, p.Encoding)
 			f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
-			v, err := s.upsertVersion(gctx, coll, f, update)
+			hk := s.itemHintKey(c, it.id)
+			raw, err := s.versionedWrite(gctx, gctx, coll, f, update, s.hints.get(hk), true, versionProjection)
 			if err != nil {
+				s.hints.forget(hk)
 				return wrapMongo(c, "upsert", err)
 			}
-			versions[i] = v
+			versions[i] = docInt(bsoncore.Document(raw), fieldVersion)
+			s.hints.put(hk, versions[i])
 			return nil
 		})
 	}

@@ -232,7 +232,8 @@ func (s *Store) knownHashes(ctx context.Context, c *call, ids []string) (map[str
 		in = append(in, id)
 	}
 	cur, err := s.headColl(c.spec).Find(ctx, headFilter(c, bson.D{{Key: "$in", Value: in}}), options.Find().SetBatchSize(10_000).
-		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}, {Key: fieldWindow, Value: 1}}))
+		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: idField, Value: 1}, {Key: fieldHash, Value: 1}, {Key: fieldWindow, Value: 1},
+			{Key: fieldVersion, Value: 1}}))
 	if err != nil {
 		return nil, wrapMongo(c, "find head", err)
 	}
@@ -247,6 +248,9 @@ func (s *Store) knownHashes(ctx context.Context, c *call, ids []string) (map[str
 		}
 		h, _ := cur.Current.Lookup(fieldHash).StringValueOK()
 		stored[id] = h
+		if v := docInt(bsoncore.Document(cur.Current), fieldVersion); v > 0 && !c.spec.InsertOnly {
+			s.hints.put(s.itemHintKey(c, id), v) // the copy's version: the next write's hint
+		}
 	}
 	if err := cur.Err(); err != nil {
 		return nil, wrapMongo(c, "find head", err)

@@ -72,23 +72,6 @@ func (s *Store) readRecord(ctx context.Context, c *call) (Result, bool, error) {
 	return recordResult(c, e), false, nil
 }
 
-// upsertVersion runs an upsert of one document (update increments its version) and
-// returns the version it gave the document: the order of writes of that document,
-// which cache entries and list head copies follow. A duplicate-key race of two
-// inserts is retried, never surfaced.
-func (s *Store) upsertVersion(ctx context.Context, coll *mongo.Collection, filter, update bson.D) (int64, error) {
-	var raw bson.Raw
-	err := retryUpsert(ctx, &s.upsertRetries, func() error {
-		var err error
-		raw, err = s.findAndModify(ctx, coll, filter, update, true, versionProjection)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return docInt(bsoncore.Document(raw), fieldVersion), nil
-}
-
 // versionProjection is the projection of a write's answer that wants the version only.
 var versionProjection = bson.D{{Key: "_id", Value: 0}, {Key: fieldVersion, Value: 1}}
 

@@ -44,6 +44,8 @@ type Store struct {
 	// rebuilding holds the candle series this store is rebuilding; rebuildSlots bounds them.
 	rebuilding   sync.Map
 	rebuildSlots chan struct{}
+	// settling bounds the writes settling after their callers left (versioned.go).
+	settling chan struct{}
 	// seriesRebuilds counts completed series rebuilds (observable in tests).
 	seriesRebuilds atomic.Int64
 
@@ -84,6 +86,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, served: map[Kind]bool{}, keys: newRedisKeys(opts.KeyPrefix),
 		locks: newKeyLocks(), stop: make(chan struct{}), indexed: map[Kind]bool{},
 		rebuildSlots: make(chan struct{}, seriesRebuilders),
+		settling:     make(chan struct{}, maxSettling),
 		heads:        headState{indexed: map[Kind]bool{}, rebuilds: map[string]*rebuildCall{}, grown: map[string]int{}}}
 	s.background, s.stopBG = context.WithCancel(context.Background())
 	if opts.Kinds == nil {

@@ -50,6 +50,9 @@ const maxVersionAttempts = 32
 // well within markerTTL, so the marker it holds is still live when it ends.
 const settleTimeout = markerTTL / 2
 
+// errNotStarted is the outcome handed to finish of a commit that never started.
+var errNotStarted = errors.New("the write's commit did not start")
+
 // errCommitPanicked is the outcome of a commit that panicked after its caller left.
 var errCommitPanicked = errors.New("the write's commit panicked")
 
@@ -68,6 +71,9 @@ func (s *Store) versionedWrite(ctx, caller context.Context, coll *mongo.Collecti
 		expected = 0
 	}
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 && caller.Err() != nil {
+			return nil, caller.Err() // no attempt after the caller left
+		}
 		f := append(append(bson.D{}, filter...), versionIs(expected))
 		raw, err := s.findAndModify(ctx, coll, f, update, upsert && expected == 0, proj)
 		// No match: another version is stored (an upsert's insert then collides with
@@ -77,9 +83,6 @@ func (s *Store) versionedWrite(ctx, caller context.Context, coll *mongo.Collecti
 		}
 		if attempt >= maxVersionAttempts {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, errVersionContention)
-		}
-		if caller.Err() != nil {
-			return nil, caller.Err()
 		}
 		s.upsertRetries.Add(1)
 		if attempt > 2 {
@@ -105,19 +108,22 @@ func (s *Store) versionedWrite(ctx, caller context.Context, coll *mongo.Collecti
 // hands its outcome to finish, which ends the write in the cache and returns the
 // write's answer. If the caller's ctx ends first, the commit keeps running under a
 // context of its own (settleTimeout), and finish and release run when it ends; the
-// caller gets ErrUnavailable ("may have been applied") at once.
+// caller gets ErrUnavailable ("may have been applied") at once. At most
+// maxSettling writes of a store settle so at once (each holds its payload, a lock
+// stripe and a MongoDB connection): beyond that a write is cut short at its
+// caller's deadline, as every write was before.
 func (s *Store) settledCommit(ctx context.Context, release func(), commit func(ctx context.Context) (bson.Raw, error), finish func(ctx context.Context, raw bson.Raw, err error) error) error {
-	type outcome struct {
-		raw      bson.Raw
-		err      error
-		panicked any
+	if err := ctx.Err(); err != nil {
+		defer release()
+		_ = finish(ctx, nil, errNotStarted)
+		return fmt.Errorf("%w: not written: %v", ErrUnavailable, err)
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	done := make(chan outcome, 1)
+	done := make(chan commitOutcome, 1)
 	go func() {
 		// A panic of the commit belongs to the caller's goroutine (where the request's
 		// guard answers it), not to this one, where it would end the process.
-		o := outcome{err: errCommitPanicked}
+		o := commitOutcome{err: errCommitPanicked}
 		defer func() {
 			if p := recover(); p != nil {
 				o.panicked = p
@@ -126,28 +132,56 @@ func (s *Store) settledCommit(ctx context.Context, release func(), commit func(c
 		}()
 		o.raw, o.err = commit(cctx)
 	}()
+	var o commitOutcome
 	select {
-	case o := <-done:
-		cancel()
-		defer release()
-		if o.panicked != nil {
-			panic(o.panicked)
-		}
-		if o.err == nil || ctx.Err() == nil {
-			return finish(ctx, o.raw, o.err)
-		}
-		// the commit stopped because the caller left (no further attempt): unknown
-		return finish(ctx, nil, ctx.Err())
+	case o = <-done:
 	case <-ctx.Done():
-		go func() {
-			defer release()
-			defer cancel()
-			o := <-done
-			_ = finish(context.WithoutCancel(ctx), o.raw, o.err)
-		}()
-		return fmt.Errorf("%w: the write may have been applied, retry: %v", ErrUnavailable, ctx.Err())
+		select {
+		case s.settling <- struct{}{}:
+			s.wg.Add(1) // Close waits for it (at most settleTimeout)
+			go func() {
+				defer s.wg.Done()
+				defer func() { <-s.settling }()
+				defer release()
+				defer cancel()
+				defer func() { _ = recover() }() // nobody to answer: the caller has its 503
+				o := <-done
+				if o.err != nil && cctx.Err() != nil {
+					// Still no answer: the command may run yet. Its marker (or list token)
+					// stays and expires into "unknown" (markerTTL), later than an abort.
+					return
+				}
+				_ = finish(context.WithoutCancel(ctx), o.raw, o.err)
+			}()
+			return fmt.Errorf("%w: the write may have been applied, retry: %v", ErrUnavailable, ctx.Err())
+		default:
+			cancel()
+			o = <-done
+		}
 	}
+	cancel()
+	defer release()
+	if o.panicked != nil {
+		panic(o.panicked)
+	}
+	if o.err == nil || ctx.Err() == nil {
+		return finish(ctx, o.raw, o.err)
+	}
+	// the commit stopped because the caller left: its outcome is unknown
+	_ = finish(ctx, nil, ctx.Err())
+	return fmt.Errorf("%w: the write may have been applied, retry: %v", ErrUnavailable, ctx.Err())
 }
+
+// commitOutcome is what a write's commit returned, or the panic it raised.
+type commitOutcome struct {
+	raw      bson.Raw
+	err      error
+	panicked any
+}
+
+// maxSettling bounds the writes of one store whose commits run on after their
+// callers left.
+const maxSettling = 64
 
 // versionHints remembers the version this process's last write of each key set,
 // the hint of its next write when the cache has none. It is bounded: when full it
@@ -183,11 +217,11 @@ func (h *versionHints) forget(key string) {
 	delete(h.m, key)
 }
 
-// versionIs is the filter condition "the document is at version v"; 0 is a
+// versionIs is the filter condition "the document is at version v"; 0 is also a
 // document without a version (as @backtest-kit/mongo writes them) or none at all.
 func versionIs(v int64) bson.E {
 	if v == 0 {
-		return bson.E{Key: fieldVersion, Value: bson.D{{Key: "$exists", Value: false}}}
+		return bson.E{Key: fieldVersion, Value: bson.D{{Key: "$in", Value: bson.A{nil, int64(0)}}}}
 	}
 	return bson.E{Key: fieldVersion, Value: v}
 }
