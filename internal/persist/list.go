@@ -122,7 +122,7 @@ func (s *Store) writeList(ctx context.Context, c *call) error {
 	// The commit outlives a caller that gives up, holding the list's lock (and its
 	// token), as record writes do (versioned.go): the process's next write of the
 	// list never runs beside items still being written.
-	commit := func(cctx context.Context) (bson.Raw, error) { return nil, s.commitList(cctx, c, todo) }
+	commit := func(cctx context.Context) (bson.Raw, error) { return nil, s.commitList(cctx, ctx, c, todo) }
 	if s.cache == nil || (st.known && len(todo) == 0) {
 		return s.settledCommit(ctx, release, commit, func(_ context.Context, _ bson.Raw, err error) error { return err })
 	}
@@ -198,14 +198,16 @@ func (s *Store) storedHashes(ctx context.Context, c *call, ids []string) (map[st
 // commitList writes the new and changed items into the item collection, then into
 // the list's head, and now and then trims the head. A failed trim leaves a larger
 // head, which reads cut to the window, so it does not fail the write.
-func (s *Store) commitList(ctx context.Context, c *call, todo []listItem) error {
+// caller is the context of the write's caller: once it has ended, no item upsert
+// is tried again at a version read anew (versioned.go).
+func (s *Store) commitList(ctx, caller context.Context, c *call, todo []listItem) error {
 	if len(todo) == 0 {
 		return nil
 	}
 	if err := encodeItems(todo); err != nil {
 		return err
 	}
-	written, err := s.writeListItems(ctx, c, todo)
+	written, err := s.writeListItems(ctx, caller, c, todo)
 	if err != nil {
 		return err
 	}
@@ -243,7 +245,7 @@ const itemWriteConcurrency = 4
 // upsert of an item never overwrites a later one), each returning the item's new
 // version, so that the head copies follow the item collection's order of writes
 // even when two replicas write one item at once.
-func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (itemWrites, error) {
+func (s *Store) writeListItems(ctx, caller context.Context, c *call, todo []listItem) (itemWrites, error) {
 	idField := c.spec.ItemField.Doc
 	now := time.Now().UTC()
 	coll := s.opts.Database.Collection(c.spec.Collection)
@@ -276,7 +278,7 @@ func (s *Store) writeListItems(ctx context.Context, c *call, todo []listItem) (i
 			update := upsertUpdate(set, now, p.Encoding)
 			f := append(append(bson.D{}, c.mongoFilter()...), bson.E{Key: idField, Value: it.id})
 			hk := s.itemHintKey(c, it.id)
-			raw, err := s.versionedWrite(gctx, gctx, coll, f, update, s.hints.get(hk), true, versionProjection)
+			raw, err := s.versionedWrite(gctx, caller, coll, f, update, s.hints.get(hk), true, versionProjection)
 			if err != nil {
 				s.hints.forget(hk)
 				return wrapMongo(c, "upsert", err)

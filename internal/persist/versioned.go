@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -136,12 +137,9 @@ func (s *Store) settledCommit(ctx context.Context, release func(), commit func(c
 	select {
 	case o = <-done:
 	case <-ctx.Done():
-		select {
-		case s.settling <- struct{}{}:
-			s.wg.Add(1) // Close waits for it (at most settleTimeout)
+		if s.startSettling() {
 			go func() {
-				defer s.wg.Done()
-				defer func() { <-s.settling }()
+				defer s.endSettling()
 				defer release()
 				defer cancel()
 				defer func() { _ = recover() }() // nobody to answer: the caller has its 503
@@ -154,10 +152,9 @@ func (s *Store) settledCommit(ctx context.Context, release func(), commit func(c
 				_ = finish(context.WithoutCancel(ctx), o.raw, o.err)
 			}()
 			return fmt.Errorf("%w: the write may have been applied, retry: %v", ErrUnavailable, ctx.Err())
-		default:
-			cancel()
-			o = <-done
 		}
+		cancel()
+		o = <-done
 	}
 	cancel()
 	defer release()
@@ -170,6 +167,31 @@ func (s *Store) settledCommit(ctx context.Context, release func(), commit func(c
 	// the commit stopped because the caller left: its outcome is unknown
 	_ = finish(ctx, nil, ctx.Err())
 	return fmt.Errorf("%w: the write may have been applied, retry: %v", ErrUnavailable, ctx.Err())
+}
+
+// startSettling takes a settling slot for a write whose caller left, unless none is
+// free or the store is closed; Close waits for the slots taken (at most
+// settleTimeout each).
+func (s *Store) startSettling() bool {
+	select {
+	case s.settling <- struct{}{}:
+	default:
+		return false
+	}
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
+	if s.closed {
+		<-s.settling
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// endSettling gives back the slot of startSettling.
+func (s *Store) endSettling() {
+	<-s.settling
+	s.wg.Done()
 }
 
 // commitOutcome is what a write's commit returned, or the panic it raised.
@@ -226,7 +248,8 @@ func versionIs(v int64) bson.E {
 	return bson.E{Key: fieldVersion, Value: v}
 }
 
-// storedVersion reads the version of the document of filter (0 without one).
+// storedVersion reads the version of the document of filter (0 without one, or
+// null). A version that is not an integer is an error: no write could ever match it.
 func (s *Store) storedVersion(ctx context.Context, coll *mongo.Collection, filter bson.D) (int64, bool, error) {
 	raw, err := coll.FindOne(ctx, filter, options.FindOne().SetProjection(versionProjection)).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -235,8 +258,22 @@ func (s *Store) storedVersion(ctx context.Context, coll *mongo.Collection, filte
 	if err != nil {
 		return 0, false, err
 	}
-	return docInt(bsoncore.Document(raw), fieldVersion), true, nil
+	v, err := bsoncore.Document(raw).LookupErr(fieldVersion)
+	if err != nil || v.Type == bsoncore.TypeNull {
+		return 0, true, nil
+	}
+	if f, ok := v.DoubleOK(); ok {
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f), true, nil
+		}
+	} else if n, ok := v.AsInt64OK(); ok {
+		return n, true, nil
+	}
+	return 0, true, fmt.Errorf("%w: the stored document's %q is %s %s, not an integer", errBadVersion, fieldVersion, v.Type, v)
 }
+
+// errBadVersion: a stored document's version is not an integer.
+var errBadVersion = errors.New("corrupt document")
 
 // sleepCtx waits d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -93,5 +94,69 @@ func TestStaleVersionChangesNothing(t *testing.T) {
 	}
 	if doc[spec.PayloadField] == "stale" || doc[fieldVersion] != int64(2) {
 		t.Fatalf("item after the stale upsert: %v", doc)
+	}
+}
+
+// A list item upsert whose caller has left is not tried again at a version read
+// anew: that retry would overwrite whatever was written meanwhile (through another
+// replica, after the caller's own retry was acknowledged). Its first attempt, at the
+// version it knew, misses and changes nothing.
+func TestListItemNotRetriedAfterTheCallerLeft(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: false})
+	ctx := context.Background()
+	key := keyOf("backtest", true)
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 1, "opened")})})
+	want := mustJSON([]any{fxStorageRow("r1", 2, "closed")})
+	f.do(Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: want}) // r1 at version 2
+	req := Request{Kind: KindStorage, Op: OpWrite, Key: key, Value: mustJSON([]any{fxStorageRow("r1", 3, "stale")})}
+	c, err := f.store.validate(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := encodeItems(c.items); err != nil {
+		t.Fatal(err)
+	}
+	f.store.hints.put(f.store.itemHintKey(c, "r1"), 1) // what the late writer knew
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := f.store.writeListItems(ctx, gone, c, c.items); err == nil {
+		t.Fatal("the late item upsert was applied")
+	}
+	spec, _ := Lookup(KindStorage)
+	var doc bson.M
+	if err := f.db.Collection(spec.Collection).FindOne(ctx, bson.D{{Key: "backtest", Value: true}, {Key: spec.ItemField.Doc, Value: "r1"}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc[fieldVersion] != int64(2) {
+		t.Fatalf("item after the late upsert: version %v, want 2 (unchanged)", doc[fieldVersion])
+	}
+	assertJSON(t, "the list", f.do(Request{Kind: KindStorage, Op: OpRead, Key: key}).Value, string(want))
+}
+
+// A stored version that is not an integer fails the write with a clear error at
+// once; an integral double is a version like any other.
+func TestNonIntegerVersions(t *testing.T) {
+	f := newFixture(t, storeConfig{cache: false})
+	ctx := context.Background()
+	for name, v := range map[string]any{"string": "x", "fraction": 1.5, "integral": 3.0} {
+		d := bson.D{{Key: "signalId", Value: name}, {Key: "bucketName", Value: "odd"},
+			{Key: "payload", Value: bson.D{{Key: "n", Value: 1}}}, {Key: "version", Value: v}}
+		if _, err := f.db.Collection("state-items").InsertOne(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		before := f.store.upsertRetries.Load()
+		key := keyOf("signalId", name, "bucketName", "odd")
+		_, err := f.store.Do(ctx, Request{Kind: KindState, Op: OpWrite, Key: key, Value: []byte(`{"n":2}`)})
+		retries := f.store.upsertRetries.Load() - before
+		if name == "integral" {
+			if err != nil {
+				t.Fatalf("version 3.0: %v", err)
+			}
+			assertJSON(t, name, f.do(Request{Kind: KindState, Op: OpRead, Key: key}).Value, `{"n":2}`)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "not an integer") || retries > 1 {
+			t.Fatalf("version %v: %v after %d retries, want a clear error at once", v, err, retries)
+		}
 	}
 }
