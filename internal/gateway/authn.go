@@ -134,7 +134,7 @@ func NewTokenReviewAuthenticator(client authnclient.TokenReviewInterface, o Toke
 		o.ReviewBurst = int(2 * o.ReviewsPerSecond)
 	}
 	if o.MaxReviewsInFlight <= 0 {
-		o.MaxReviewsInFlight = 8
+		o.MaxReviewsInFlight = defaultReviewsInFlight
 	}
 	return &TokenReviewAuthenticator{
 		client: client, audiences: o.Audiences, ttl: o.TTL, negativeTTL: o.NegativeTTL,

@@ -99,7 +99,7 @@ func NewSubjectAccessReviewAuthorizer(client authzclient.SubjectAccessReviewInte
 		o.CallerReviewBurst = DefaultCallerReviewBurst
 	}
 	if o.MaxReviewsInFlight <= 0 {
-		o.MaxReviewsInFlight = 8
+		o.MaxReviewsInFlight = defaultReviewsInFlight
 	}
 	return &SubjectAccessReviewAuthorizer{
 		client: client, ttl: o.TTL, negativeTTL: o.NegativeTTL, timeout: o.Timeout,

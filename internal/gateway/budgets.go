@@ -60,6 +60,10 @@ func (b *callerBudgets) shed() {
 	delete(b.buckets, fullest)
 }
 
+// defaultReviewsInFlight is the default bound of the TokenReviews, and apart from
+// them of the SubjectAccessReviews, in flight at once.
+const defaultReviewsInFlight = 8
+
 // reviewSlots bounds the reviews in flight at once.
 type reviewSlots chan struct{}
 

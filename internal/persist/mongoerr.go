@@ -84,12 +84,20 @@ func retryUpsert(ctx context.Context, retries *atomic.Int64, f func() error) err
 			return err
 		}
 		retries.Add(1)
-		t := time.NewTimer(time.Duration(attempt) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if sleepCtx(ctx, time.Duration(attempt)*time.Millisecond) != nil {
 			return err
-		case <-t.C:
 		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends (the pause of a retry).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

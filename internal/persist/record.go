@@ -165,13 +165,10 @@ func (s *Store) writeRecord(ctx context.Context, c *call) error {
 	}
 	return s.settledCommit(ctx, release, commit, func(ctx context.Context, raw bson.Raw, err error) error {
 		if err != nil {
-			s.hints.forget(key)
 			s.abortKeyWrite(ctx, key, token)
 			return wrapMongo(c, "upsert", err)
 		}
-		version := docInt(bsoncore.Document(raw), fieldVersion)
-		s.hints.put(key, version)
-		e := entry{version: version, flag: flagPresent,
+		e := entry{version: docInt(bsoncore.Document(raw), fieldVersion), flag: flagPresent,
 			json: appendJSON(nil, p.Value, p.Encoding == encodingEscaped)}
 		if removed {
 			e.flag = flagRemoved
@@ -200,17 +197,13 @@ func (s *Store) removeRecord(ctx context.Context, c *call) error {
 	}
 	return s.settledCommit(ctx, release, commit, func(ctx context.Context, raw bson.Raw, err error) error {
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			s.hints.forget(key)
 			return s.endKeyWrite(ctx, c, key, token, entry{flag: flagAbsent})
 		}
 		if err != nil {
-			s.hints.forget(key)
 			s.abortKeyWrite(ctx, key, token)
 			return wrapMongo(c, "soft delete", err)
 		}
-		e := entryFromDoc(c.spec, bsoncore.Document(raw))
-		s.hints.put(key, e.version)
-		return s.endKeyWrite(ctx, c, key, token, e)
+		return s.endKeyWrite(ctx, c, key, token, entryFromDoc(c.spec, bsoncore.Document(raw)))
 	})
 }
 
@@ -335,11 +328,16 @@ func (s *Store) beginKeyWrite(ctx context.Context, c *call, key string) (release
 	return release, token, hint, nil
 }
 
-// endKeyWrite stores a committed write's entry and removes its marker. If that
-// fails the marker stays (readers go to MongoDB) and the write answers
-// ErrUnavailable: it may have been applied, and a retry (an idempotent overwrite)
-// is safe.
+// endKeyWrite stores a committed write's entry and removes its marker, and keeps
+// its version as the key's next hint. If the cache update fails the marker stays
+// (readers go to MongoDB) and the write answers ErrUnavailable: it may have been
+// applied, and a retry (an idempotent overwrite) is safe.
 func (s *Store) endKeyWrite(ctx context.Context, c *call, key, token string, e entry) error {
+	if e.flag == flagAbsent {
+		s.hints.forget(key)
+	} else {
+		s.hints.put(key, e.version)
+	}
 	if s.cache == nil {
 		return nil
 	}
@@ -351,8 +349,10 @@ func (s *Store) endKeyWrite(ctx context.Context, c *call, key, token string, e e
 	return nil
 }
 
-// abortKeyWrite ends a write whose commit failed (or may have happened).
+// abortKeyWrite ends a write whose commit failed (or may have happened): the
+// key's version is unknown.
 func (s *Store) abortKeyWrite(ctx context.Context, key, token string) {
+	s.hints.forget(key)
 	if s.cache != nil {
 		s.cache.abort(ctx, key, token)
 	}

@@ -274,15 +274,3 @@ func (s *Store) storedVersion(ctx context.Context, coll *mongo.Collection, filte
 
 // errBadVersion: a stored document's version is not an integer.
 var errBadVersion = errors.New("corrupt document")
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
